@@ -1,0 +1,52 @@
+"""Default model and inference settings (../shared/DESIGN.md section 1).
+
+Experiment files under `configs/` start from these and override what they change, so
+every experiment states only its differences.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def model_config() -> ml_collections.ConfigDict:
+  """The paper's HVISNet: DLA-34, FPN P3-P5 (256), FCOS head, BlendMask K=4 M=14."""
+  c = ml_collections.ConfigDict()
+  c.num_classes = 1                       # person
+  c.dtype = 'float32'                     # compute dtype; parameters stay float32
+  c.bn_axis_name = ml_collections.FieldReference(None, field_type=str)  # 'data' to sync BN
+  c.backbone = dict(name='dla34', levels=(1, 1, 1, 2, 2, 1),
+                    channels=(16, 32, 64, 128, 256, 512))
+  c.fpn_channels = 256
+  c.strides = (8, 16, 32)
+  c.sizes_of_interest = ((0.0, 64.0), (64.0, 128.0), (128.0, 1e8))
+  c.head = dict(channels=256, num_convs=4, norm='gn', num_groups=32, prior_prob=0.01)
+  c.blendmask = dict(num_bases=4, attn_size=14, pooler_resolution=56, channels=128,
+                     num_convs=3, norm='bn', semantic_head=True)
+  c.identity = dict(channels=256, embedding_dim=256)
+  return c
+
+
+def tiny_model_config() -> ml_collections.ConfigDict:
+  """A few-hundred-thousand-parameter variant with the same structure, for CPU tests."""
+  c = model_config()
+  c.backbone.levels = (1, 1, 1, 1, 1, 1)
+  c.backbone.channels = (8, 8, 16, 24, 32, 48)
+  c.fpn_channels = 32
+  c.head.update(channels=32, num_convs=2, num_groups=8)
+  c.blendmask.update(attn_size=7, pooler_resolution=28, channels=16, num_convs=1)
+  c.identity.update(channels=32, embedding_dim=32)
+  return c
+
+
+def inference_config() -> ml_collections.ConfigDict:
+  """BlendMask test-time defaults: threshold, per-level top-k, NMS, resize."""
+  c = ml_collections.ConfigDict()
+  c.score_thresh = 0.05        # on cls_prob * centerness
+  c.pre_nms_topk = 1000        # per level
+  c.nms_iou = 0.6
+  c.max_detections = 100
+  c.mask_thresh = 0.5
+  c.min_size = 512             # short side after resizing
+  c.max_size = 736             # cap on the long side
+  c.size_divisibility = 32
+  return c

@@ -1,0 +1,125 @@
+"""Static-shape box and mask operators usable inside jit.
+
+RoIAlign follows torchvision's `roi_align` (aligned=True) bilinear rules exactly; pasting
+follows detectron2's `paste_masks_in_image` (grid_sample, align_corners=False). Both are
+separable along y and x, which is what keeps them cheap: RoIAlign is four gathers per
+sample, pasting is two small matmuls per instance.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def box_iou(a, b):
+  """IoU between boxes a (..., 4) and b (..., 4), (x1, y1, x2, y2), broadcasting."""
+  lt = jnp.maximum(a[..., :2], b[..., :2])
+  rb = jnp.minimum(a[..., 2:], b[..., 2:])
+  inter = jnp.prod(jnp.clip(rb - lt, 0), -1)
+  area = lambda x: jnp.prod(jnp.clip(x[..., 2:] - x[..., :2], 0), -1)
+  union = area(a) + area(b) - inter
+  return jnp.where(union > 0, inter / jnp.where(union > 0, union, 1), 0.0)
+
+
+def nms(boxes, scores, valid, iou_threshold: float, max_output: int):
+  """Greedy NMS with a fixed output size.
+
+  Each of `max_output` steps picks the highest remaining score (lowest index on ties),
+  then suppresses the boxes overlapping it by more than `iou_threshold`. This equals
+  classic sort-then-suppress NMS truncated to `max_output`, at O(max_output * n) cost
+  and without an n x n IoU matrix.
+
+  Returns (indices (max_output,), keep_valid (max_output,)); indices are in descending
+  score order and point at index 0 where keep_valid is False.
+  """
+  n = boxes.shape[0]
+  remaining = jnp.where(valid, scores, -jnp.inf)
+
+  def step(i, carry):
+    remaining, idx, ok = carry
+    best = jnp.argmax(remaining)
+    alive = remaining[best] > -jnp.inf
+    iou = box_iou(boxes[best][None], boxes)
+    suppress = (iou > iou_threshold) | (jnp.arange(n) == best)
+    remaining = jnp.where(alive & suppress, -jnp.inf, remaining)
+    idx = idx.at[i].set(jnp.where(alive, best, 0))
+    ok = ok.at[i].set(alive)
+    return remaining, idx, ok
+
+  init = (remaining, jnp.zeros((max_output,), jnp.int32), jnp.zeros((max_output,), bool))
+  _, idx, ok = jax.lax.fori_loop(0, max_output, step, init)
+  return idx, ok
+
+
+def _bilinear_taps(coord, size: int):
+  """torchvision's bilinear_interpolate along one axis: (lo, hi, w_lo, w_hi) per coord."""
+  inside = (coord >= -1.0) & (coord <= size)
+  c = jnp.maximum(coord, 0.0)
+  lo = jnp.floor(c).astype(jnp.int32)
+  at_edge = lo >= size - 1
+  lo = jnp.where(at_edge, size - 1, lo)
+  hi = jnp.where(at_edge, size - 1, lo + 1)
+  c = jnp.where(at_edge, lo.astype(c.dtype), c)
+  w_hi = c - lo
+  w_lo = 1.0 - w_hi
+  return lo, hi, w_lo * inside, w_hi * inside
+
+
+def roi_align(features, boxes, output_size: int, spatial_scale: float,
+              sampling_ratio: int = 1):
+  """RoIAlign (aligned=True) of one feature map (H, W, C) with boxes (N, 4) -> (N, R, R, C)."""
+  h, w, _ = features.shape
+  sr = sampling_ratio
+
+  def one(box):
+    x1, y1, x2, y2 = box * spatial_scale - 0.5
+    bin_h, bin_w = (y2 - y1) / output_size, (x2 - x1) / output_size
+    grid = (jnp.arange(output_size)[:, None] + (jnp.arange(sr)[None, :] + 0.5) / sr)
+    ys = (y1 + grid * bin_h).ravel()        # (R * sr,)
+    xs = (x1 + grid * bin_w).ravel()
+    y_lo, y_hi, wy_lo, wy_hi = _bilinear_taps(ys, h)
+    x_lo, x_hi, wx_lo, wx_hi = _bilinear_taps(xs, w)
+    out = 0.0
+    for yi, wy in ((y_lo, wy_lo), (y_hi, wy_hi)):
+      for xi, wx in ((x_lo, wx_lo), (x_hi, wx_hi)):
+        out = out + features[yi[:, None], xi[None, :]] * (wy[:, None] * wx[None, :])[..., None]
+    out = out.reshape(output_size, sr, output_size, sr, -1)
+    return out.mean(axis=(1, 3))
+
+  return jax.vmap(one)(boxes)
+
+
+def _paste_weights(lo_edge, hi_edge, size: int, res: int):
+  """(size, res) interpolation weights taking a res-long mask axis to image pixels."""
+  pix = jnp.arange(size, dtype=jnp.float32) + 0.5
+  extent = jnp.maximum(hi_edge - lo_edge, 1e-6)
+  u = (pix - lo_edge) / extent * res - 0.5
+  lo = jnp.floor(u)
+  w_hi = u - lo
+  cols = jnp.arange(res, dtype=jnp.float32)
+  # grid_sample with zero padding: taps outside [0, res-1] contribute nothing.
+  return ((cols[None, :] == lo[:, None]) * (1.0 - w_hi)[:, None] +
+          (cols[None, :] == lo[:, None] + 1) * w_hi[:, None])
+
+
+def paste_masks(masks, boxes, height: int, width: int):
+  """Paste (N, R, R) mask probabilities into (N, height, width) using boxes (N, 4)."""
+  res = masks.shape[-1]
+
+  def one(mask, box):
+    wy = _paste_weights(box[1], box[3], height, res)
+    wx = _paste_weights(box[0], box[2], width, res)
+    return wy @ mask @ wx.T
+
+  return jax.vmap(one)(masks, boxes)
+
+
+def label_map(mask_probs, valid, threshold: float):
+  """(N, H, W) probabilities of score-sorted instances -> (H, W) int32 map.
+
+  Each pixel gets the index of the first (highest-scoring) valid instance whose
+  probability exceeds `threshold` there, or -1: masks never overlap.
+  """
+  covered = (mask_probs > threshold) & valid[:, None, None]
+  first = jnp.argmax(covered, axis=0).astype(jnp.int32)
+  return jnp.where(covered.any(axis=0), first, -1)

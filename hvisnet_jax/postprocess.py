@@ -1,0 +1,90 @@
+"""Dense network outputs -> a fixed-size, padded set of instances per frame (inside jit).
+
+Steps (BlendMask test-time defaults, DESIGN.md section 1): threshold on cls*centerness,
+per-level top-k, box decoding, NMS, the blender (RoIAlign of the bases with each box,
+attention upsampling, softmax over K, weighted sum) and pasting into the frame, where a
+label map gives every pixel to at most one instance.
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from hvisnet_jax import model as model_lib
+from hvisnet_jax import ops
+
+
+def _topk_per_level(score, level_sizes, k: int):
+  """Indices into the flattened locations of the top-k scores of every level."""
+  idx, start = [], 0
+  for size in level_sizes:
+    kk = min(k, size)
+    _, i = jax.lax.top_k(score[start:start + size], kk)
+    idx.append(i + start)
+    start += size
+  return jnp.concatenate(idx)
+
+
+def blend(bases, attn, boxes, mcfg: ml_collections.ConfigDict):
+  """BlendMask blender: (H/4, W/4, K) bases, (N, K*M*M) attentions, (N, 4) boxes -> (N, R, R) logits.
+
+  Boxes are in the coordinates of the network input; bases are at stride 4.
+  """
+  bm = mcfg.blendmask
+  k, m, r = bm.num_bases, bm.attn_size, bm.pooler_resolution
+  pooled = ops.roi_align(bases, boxes, r, 0.25, sampling_ratio=1)        # (N, R, R, K)
+  attn = attn.reshape(-1, k, m, m).transpose(0, 2, 3, 1)                  # (N, M, M, K)
+  attn = jax.image.resize(attn, (attn.shape[0], r, r, k), 'bilinear', antialias=False)
+  attn = jax.nn.softmax(attn, axis=-1)
+  return jnp.sum(pooled * attn, axis=-1)
+
+
+def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.ConfigDict,
+           input_hw: Tuple[int, int], valid_hw: Tuple[int, int]):
+  """Per-image detections from the batched network outputs of `model.HVISNet`.
+
+  input_hw is the padded network input size, valid_hw the part holding the image (boxes
+  are clipped to it). Returns a dict of batched arrays, instances in descending score
+  order, padded to `max_detections` with `valid` False:
+    boxes (B, N, 4) in input coordinates, scores (B, N), embeddings (B, N, D)
+    (L2-normalised), mask_logits (B, N, R, R), valid (B, N).
+  """
+  flat = model_lib.flatten_levels(outputs['levels'])
+  locs, _ = model_lib.locations(mcfg, *input_hw)
+  level_sizes = [h * w for h, w in model_lib.level_shapes(mcfg, *input_hw)]
+  n_out = icfg.max_detections
+
+  def one(cls_logits, ctrness, reg, top_feats, emb, bases):
+    prob = jax.nn.sigmoid(cls_logits[:, 0]) * jax.nn.sigmoid(ctrness[:, 0])
+    ok = prob > icfg.score_thresh
+    cand = _topk_per_level(jnp.where(ok, prob, -1.0), level_sizes, icfg.pre_nms_topk)
+    cand_ok = ok[cand]
+    x, y = locs[cand, 0], locs[cand, 1]
+    l, t, r, b = (reg[cand, i] for i in range(4))
+    hh, ww = valid_hw
+    boxes = jnp.stack([jnp.clip(x - l, 0, ww), jnp.clip(y - t, 0, hh),
+                       jnp.clip(x + r, 0, ww), jnp.clip(y + b, 0, hh)], -1)
+    keep, keep_ok = ops.nms(boxes, prob[cand], cand_ok, icfg.nms_iou, n_out)
+    sel = cand[keep]
+    boxes = boxes[keep]
+    e = emb[sel]
+    e = e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+    return dict(boxes=jnp.where(keep_ok[:, None], boxes, 0.0),
+                scores=jnp.where(keep_ok, jnp.sqrt(prob[sel]), 0.0),
+                embeddings=jnp.where(keep_ok[:, None], e, 0.0),
+                mask_logits=blend(bases, top_feats[sel], boxes, mcfg),
+                valid=keep_ok)
+
+  return jax.vmap(one)(flat['cls_logits'], flat['ctrness'], flat['bbox_reg'],
+                       flat['top_feats'], flat['embedding'], outputs['bases'])
+
+
+def paste_and_label(mask_logits, boxes, valid, height: int, width: int, mask_thresh: float):
+  """Batched: paste each instance's mask into a (height, width) frame, then the label map."""
+  def one(logits, bx, ok):
+    probs = ops.paste_masks(jax.nn.sigmoid(logits), bx, height, width)
+    return ops.label_map(probs, ok, mask_thresh)
+  return jax.vmap(one)(mask_logits, boxes, valid)

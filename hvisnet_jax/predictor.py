@@ -1,0 +1,105 @@
+"""Per-frame inference: any HxW RGB frame in, padded instances in that frame's coordinates out.
+
+Resizing (short side to `min_size`, long side capped at `max_size`), padding to a
+multiple of 32, the network, post-processing and pasting all run inside one jitted
+function per input shape; jit's own cache means each frame size compiles once.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hvisnet_jax import model as model_lib
+from hvisnet_jax import postprocess
+
+OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
+
+
+def resize_plan(height: int, width: int, icfg: ml_collections.ConfigDict):
+  """(resized_h, resized_w), (padded_h, padded_w) for a frame of height x width."""
+  scale = icfg.min_size / min(height, width)
+  if max(height, width) * scale > icfg.max_size:
+    scale = icfg.max_size / max(height, width)
+  rh, rw = max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+  d = icfg.size_divisibility
+  return (rh, rw), (-(-rh // d) * d, -(-rw // d) * d)
+
+
+def check_frames(frames: Any, batched: bool) -> np.ndarray:
+  """Validates frames, returning an ndarray; raises ValueError saying what was expected."""
+  arr = np.asarray(frames)
+  want = '(N, H, W, 3)' if batched else '(H, W, 3)'
+  rank = 4 if batched else 3
+  if arr.ndim != rank or arr.shape[-1] != 3:
+    raise ValueError(f'expected an RGB frame{"s" if batched else ""} of shape {want}, got '
+                     f'shape {arr.shape}')
+  if arr.size == 0:
+    raise ValueError(f'expected a non-empty frame of shape {want}, got shape {arr.shape}')
+  if arr.dtype != np.uint8:
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+      raise ValueError(f'expected uint8 or real-valued pixels, got dtype {arr.dtype}')
+    if not np.isfinite(arr).all():
+      raise ValueError('frame holds non-finite values (NaN or inf); expected pixel values '
+                       'in [0, 255]')
+  return arr
+
+
+class Predictor:
+  """Jitted HVISNet inference with fixed-size outputs per frame.
+
+  Outputs (numpy, per frame; N = inference.max_detections, instances by descending score):
+    boxes (N, 4) x1,y1,x2,y2 in frame pixels; scores (N,); embeddings (N, D), unit norm;
+    valid (N,) bool; label_map (H, W) int32, the index of the instance owning each pixel
+    or -1; mask_logits (N, R, R), the blender's output inside each box.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, variables: Dict[str, Any]):
+    self.config = config
+    self.variables = variables
+    self.model = model_lib.HVISNet(config.model, train=False)
+
+  @functools.partial(jax.jit, static_argnums=(0,))
+  def _run(self, variables, frames):
+    b, h, w, _ = frames.shape
+    icfg, mcfg = self.config.inference, self.config.model
+    (rh, rw), (ph, pw) = resize_plan(h, w, icfg)
+    x = frames.astype(jnp.float32)
+    if (rh, rw) != (h, w):
+      x = jax.image.resize(x, (b, rh, rw, 3), 'linear', antialias=True)
+    x = jnp.pad(x, ((0, 0), (0, ph - rh), (0, pw - rw), (0, 0)))
+    outputs = self.model.apply(variables, x)
+    det = postprocess.detect(outputs, mcfg, icfg, (ph, pw), (rh, rw))
+    sx, sy = w / rw, h / rh
+    boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
+    boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
+    det['boxes'] = boxes
+    det['label_map'] = postprocess.paste_and_label(det['mask_logits'], boxes, det['valid'],
+                                                   h, w, icfg.mask_thresh)
+    return det
+
+  # jit on a bound method hashes `self`; identity hashing keeps one cache per predictor.
+  __hash__ = object.__hash__
+
+  def dispatch(self, frames: np.ndarray) -> Dict[str, jax.Array]:
+    """Starts inference on a batch (N, H, W, 3) and returns device arrays without waiting."""
+    frames = check_frames(frames, batched=True)
+    return self._run(self.variables, jnp.asarray(frames))
+
+  def predict_batch(self, frames: np.ndarray) -> Dict[str, np.ndarray]:
+    """Batch (N, H, W, 3) -> dict of numpy arrays with a leading batch axis."""
+    return {k: np.asarray(v) for k, v in self.dispatch(frames).items()}
+
+  def predict(self, frame: np.ndarray) -> Dict[str, np.ndarray]:
+    """One frame (H, W, 3) -> dict of numpy arrays (see the class docstring)."""
+    frame = check_frames(frame, batched=False)
+    return {k: v[0] for k, v in self.predict_batch(frame[None]).items()}
+
+  def compile_for(self, batch: int, height: int, width: int) -> None:
+    """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
+    jax.block_until_ready(self._run(self.variables,
+                                    jnp.zeros((batch, height, width, 3), jnp.uint8)))
