@@ -50,3 +50,18 @@ def inference_config() -> ml_collections.ConfigDict:
   c.max_size = 736             # cap on the long side
   c.size_divisibility = 32
   return c
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:arg]` by calling its get_config(arg), as absl's config flag does."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such config file')
+  mod_spec = importlib.util.spec_from_file_location('hvisnet_config', path)
+  module = importlib.util.module_from_spec(mod_spec)
+  mod_spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise ValueError(f'{path}: a config file must define get_config()')
+  return module.get_config(arg) if arg else module.get_config()

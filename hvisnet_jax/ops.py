@@ -32,6 +32,7 @@ def nms(boxes, scores, valid, iou_threshold: float, max_output: int):
   Returns (indices (max_output,), keep_valid (max_output,)); indices are in descending
   score order and point at index 0 where keep_valid is False.
   """
+  boxes, scores, valid = jnp.asarray(boxes), jnp.asarray(scores), jnp.asarray(valid)
   n = boxes.shape[0]
   remaining = jnp.where(valid, scores, -jnp.inf)
 
@@ -68,6 +69,7 @@ def _bilinear_taps(coord, size: int):
 def roi_align(features, boxes, output_size: int, spatial_scale: float,
               sampling_ratio: int = 1):
   """RoIAlign (aligned=True) of one feature map (H, W, C) with boxes (N, 4) -> (N, R, R, C)."""
+  features, boxes = jnp.asarray(features), jnp.asarray(boxes)
   h, w, _ = features.shape
   sr = sampling_ratio
 
@@ -104,6 +106,7 @@ def _paste_weights(lo_edge, hi_edge, size: int, res: int):
 
 def paste_masks(masks, boxes, height: int, width: int):
   """Paste (N, R, R) mask probabilities into (N, height, width) using boxes (N, 4)."""
+  masks, boxes = jnp.asarray(masks), jnp.asarray(boxes)
   res = masks.shape[-1]
 
   def one(mask, box):
