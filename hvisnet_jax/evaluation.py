@@ -1,0 +1,511 @@
+"""Tracking and segmentation metrics exactly as the field computes them.
+
+MOTS metrics (sMOTSA, MOTSA, MOTSP, ...), HOTA and IDF1 come from the `trackeval`
+package: our sequences are handed to its own MOTSChallenge preprocessing (ignore
+regions, Hungarian matching at mask IoU 0.5) and its metric classes, so the numbers are
+trackeval's, computed without temporary files. COCO mask AP comes from pycocotools.
+
+Data model: a `Sequence` holds, per frame, object ids, class ids (2 = pedestrian,
+10 = ignore region) and COCO RLE masks, plus optional scores (used only to resolve
+overlaps). Readers exist for MOTS txt, YouTube-VIS JSON and in-memory masks.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence as Seq
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+PEDESTRIAN, IGNORE = 2, 10
+METRIC_KEYS = ('sMOTSA', 'MOTSA', 'MOTSP', 'TP', 'FP', 'FN', 'IDSW', 'HOTA', 'DetA', 'AssA',
+               'IDF1')
+COUNT_KEYS = ('TP', 'FP', 'FN', 'IDSW')
+
+
+class EvalInputError(ValueError):
+  """Input data that cannot be evaluated; the message names the file/record and why."""
+
+
+@dataclasses.dataclass
+class Sequence:
+  """Per-frame instances of one video. Frames are 0-based here, whatever the file said."""
+  name: str
+  num_frames: int
+  height: int
+  width: int
+  ids: List[np.ndarray]
+  classes: List[np.ndarray]
+  masks: List[List[dict]]                  # COCO RLE, counts as bytes
+  scores: Optional[List[np.ndarray]] = None
+  source: str = '<memory>'
+
+  @classmethod
+  def empty(cls, name, num_frames, height, width, source='<memory>', with_scores=False):
+    return cls(name, num_frames, height, width,
+               [np.zeros(0, int) for _ in range(num_frames)],
+               [np.zeros(0, int) for _ in range(num_frames)],
+               [[] for _ in range(num_frames)],
+               [np.zeros(0) for _ in range(num_frames)] if with_scores else None, source)
+
+  def add(self, frame: int, obj_id: int, mask, class_id: int = PEDESTRIAN,
+          score: Optional[float] = None) -> None:
+    """Adds one instance; `mask` is a boolean (H, W) array or a COCO RLE dict."""
+    if not 0 <= frame < self.num_frames:
+      raise EvalInputError(f'{self.source}: frame {frame} outside 0..{self.num_frames - 1}')
+    if isinstance(mask, dict):
+      rle = mask
+    else:
+      mask = np.asarray(mask)
+      if mask.shape != (self.height, self.width):
+        raise EvalInputError(f'{self.source}: mask of shape {mask.shape} in a '
+                             f'{self.height}x{self.width} sequence (frame {frame})')
+      rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    self.ids[frame] = np.append(self.ids[frame], int(obj_id))
+    self.classes[frame] = np.append(self.classes[frame], int(class_id))
+    self.masks[frame].append(rle)
+    if self.scores is not None:
+      self.scores[frame] = np.append(self.scores[frame], np.nan if score is None else score)
+
+  def resized(self, num_frames: int) -> 'Sequence':
+    """The same sequence padded with empty frames up to num_frames."""
+    extra = num_frames - self.num_frames
+    if extra <= 0:
+      return self
+    pad = lambda xs, make: xs + [make() for _ in range(extra)]
+    return dataclasses.replace(
+        self, num_frames=num_frames,
+        ids=pad(self.ids, lambda: np.zeros(0, int)),
+        classes=pad(self.classes, lambda: np.zeros(0, int)),
+        masks=pad(self.masks, list),
+        scores=None if self.scores is None else pad(self.scores, lambda: np.zeros(0)))
+
+
+def sequence_from_label_maps(name: str, label_maps: Seq[np.ndarray],
+                             id_of_label: Optional[Seq[Dict[int, int]]] = None) -> Sequence:
+  """Builds a sequence from per-frame (H, W) integer maps (-1 or 0 = background).
+
+  With `id_of_label`, frame t's label l becomes object id id_of_label[t][l]; otherwise the
+  label itself is the id. Label maps cannot overlap, as MOTS requires.
+  """
+  h, w = np.asarray(label_maps[0]).shape
+  seq = Sequence.empty(name, len(label_maps), h, w)
+  for t, lm in enumerate(label_maps):
+    lm = np.asarray(lm)
+    for label in np.unique(lm):
+      if label < 0 or (id_of_label is None and label == 0):
+        continue
+      obj = id_of_label[t][int(label)] if id_of_label is not None else int(label)
+      seq.add(t, obj, lm == label)
+  return seq
+
+
+# --------------------------------------------------------------------------- readers
+
+def rle_counts(counts: bytes) -> List[int]:
+  """Decodes COCO's compressed RLE string into run lengths.
+
+  pycocotools decodes some malformed strings into garbage instead of failing, so readers
+  check that the runs sum to H*W with this (the inverse of maskApi.c's rleToString).
+  """
+  out, p, s = [], 0, counts
+  while p < len(s):
+    x, k, more = 0, 0, True
+    while more:
+      if p >= len(s):
+        raise ValueError('truncated RLE string')
+      c = s[p] - 48
+      if not 0 <= c < 64:
+        raise ValueError(f'invalid RLE character {chr(s[p])!r}')
+      x |= (c & 0x1f) << (5 * k)
+      more = bool(c & 0x20)
+      p += 1
+      k += 1
+      if not more and c & 0x10:
+        x |= -1 << (5 * k)
+    if len(out) > 2:
+      x += out[-2]
+    out.append(x)
+  return out
+
+
+def _check_rle(rle: dict, where: str) -> None:
+  h, w = rle['size']
+  try:
+    runs = rle_counts(rle['counts'])
+  except ValueError as e:
+    raise EvalInputError(f'{where}: malformed RLE ({e})') from None
+  if any(r < 0 for r in runs) or sum(runs) != h * w:
+    raise EvalInputError(f'{where}: malformed RLE: run lengths sum to {sum(runs)}, expected '
+                         f'height*width = {h * w}')
+
+
+def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None) -> Sequence:
+  """Reads one MOTS txt file: `frame id class_id img_height img_width rle` per line.
+
+  Frames start at 1 (MOTSChallenge) or at 0 with kitti=True (KITTI-MOTS).
+  """
+  first = 0 if kitti else 1
+  rows, size, size_line = [], None, 0
+  with open(path) as f:
+    for lineno, line in enumerate(f, 1):
+      line = line.strip()
+      if not line:
+        continue
+      where = f'{path}:{lineno}'
+      parts = line.split(' ')
+      if len(parts) != 6:
+        raise EvalInputError(f'{where}: expected 6 space-separated fields "frame id class_id '
+                             f'img_height img_width rle", got {len(parts)}')
+      try:
+        frame, obj, cls, h, w = (int(x) for x in parts[:5])
+      except ValueError:
+        raise EvalInputError(f'{where}: the first five fields must be integers, got '
+                             f'{" ".join(parts[:5])!r}') from None
+      if frame < first:
+        raise EvalInputError(f'{where}: frame {frame} < {first} (frames are numbered from '
+                             f'{first}{"" if kitti else "; use --kitti for 0-based files"})')
+      if h <= 0 or w <= 0:
+        raise EvalInputError(f'{where}: image size {h}x{w} must be positive')
+      if size is None:
+        size, size_line = (h, w), lineno
+      elif (h, w) != size:
+        raise EvalInputError(f'{where}: image size {h}x{w} differs from {size[0]}x{size[1]} '
+                             f'on line {size_line}')
+      rle = {'size': [h, w], 'counts': parts[5].encode()}
+      _check_rle(rle, where)
+      rows.append((frame - first, obj, cls, rle, where))
+  if size is None:
+    raise EvalInputError(f'{path}: no annotations (an empty file cannot tell the image size)')
+  n = max(r[0] for r in rows) + 1
+  seq = Sequence.empty(name or os.path.splitext(os.path.basename(path))[0], n, *size,
+                       source=path)
+  seen = set()
+  for t, obj, cls, rle, where in rows:
+    if (t, obj) in seen:
+      raise EvalInputError(f'{where}: id {obj} appears twice in frame {t + first}')
+    seen.add((t, obj))
+    seq.add(t, obj, rle, cls)
+  return seq
+
+
+def read_mots(path: str, kitti: bool = False) -> Dict[str, Sequence]:
+  """A MOTS txt file, or a directory of `<sequence>.txt` files -> {name: Sequence}."""
+  if os.path.isdir(path):
+    files = sorted(f for f in os.listdir(path) if f.endswith('.txt'))
+    if not files:
+      raise EvalInputError(f'{path}: directory holds no .txt sequence files')
+    return {os.path.splitext(f)[0]: read_mots_txt(os.path.join(path, f), kitti) for f in files}
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such file or directory')
+  seq = read_mots_txt(path, kitti)
+  return {seq.name: seq}
+
+
+def write_mots_txt(path: str, seq: Sequence) -> None:
+  """Writes a sequence as MOTS txt (frames from 1), atomically."""
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    for t in range(seq.num_frames):
+      for obj, cls, rle in zip(seq.ids[t], seq.classes[t], seq.masks[t]):
+        counts = rle['counts'].decode() if isinstance(rle['counts'], bytes) else rle['counts']
+        f.write(f'{t + 1} {obj} {cls} {seq.height} {seq.width} {counts}\n')
+  os.replace(tmp, path)
+
+
+def _load_json(path: str):
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such file')
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise EvalInputError(f'{path}: not valid JSON ({e})') from None
+
+
+def _person_category(gt: dict, path: str) -> int:
+  cats = gt.get('categories') or []
+  for c in cats:
+    if str(c.get('name', '')).lower() == 'person':
+      return int(c['id'])
+  if len(cats) == 1:
+    return int(cats[0]['id'])
+  raise EvalInputError(f'{path}: no category named "person" among {len(cats)} categories')
+
+
+def _ytvis_rle(seg, h, w, where):
+  if isinstance(seg, dict) and isinstance(seg.get('counts'), list):
+    rle = mask_utils.frPyObjects(seg, h, w)              # uncompressed RLE
+  elif isinstance(seg, dict) and isinstance(seg.get('counts'), (str, bytes)):
+    counts = seg['counts'].encode() if isinstance(seg['counts'], str) else seg['counts']
+    rle = {'size': list(seg['size']), 'counts': counts}
+  elif isinstance(seg, list):
+    rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))   # polygons
+  else:
+    raise EvalInputError(f'{where}: expected an RLE dict, polygon list or null, got '
+                         f'{type(seg).__name__}')
+  if list(rle['size']) != [h, w]:
+    raise EvalInputError(f'{where}: mask size {rle["size"][0]}x{rle["size"][1]} differs from '
+                         f'the video size {h}x{w}')
+  _check_rle(rle, where)
+  return rle
+
+
+def read_ytvis(gt_path: str, pred_path: str):
+  """YouTube-VIS ground truth + results JSON -> ({name: gt Sequence}, {name: pred Sequence}).
+
+  Person annotations become class 2, crowd person annotations ignore regions (class 10);
+  each result becomes one track with its score.
+  """
+  gt = _load_json(gt_path)
+  preds = _load_json(pred_path)
+  if not isinstance(gt, dict) or 'videos' not in gt or 'annotations' not in gt:
+    raise EvalInputError(f'{gt_path}: expected YouTube-VIS ground truth with "videos" and '
+                         '"annotations"')
+  if not isinstance(preds, list):
+    raise EvalInputError(f'{pred_path}: expected a YouTube-VIS results list')
+  person = _person_category(gt, gt_path)
+  videos, gts, outs = {}, {}, {}
+  for v in gt['videos']:
+    name = str(v.get('name') or os.path.dirname(v['file_names'][0]) or v['id'])
+    n = int(v.get('length') or len(v['file_names']))
+    videos[v['id']] = (name, n, int(v['height']), int(v['width']))
+    gts[v['id']] = Sequence.empty(name, n, int(v['height']), int(v['width']), gt_path)
+    outs[v['id']] = Sequence.empty(name, n, int(v['height']), int(v['width']), pred_path,
+                                   with_scores=True)
+  for i, ann in enumerate(gt['annotations']):
+    where = f'{gt_path}: annotations[{i}] (id {ann.get("id")})'
+    if ann.get('video_id') not in videos:
+      raise EvalInputError(f'{where}: video_id {ann.get("video_id")} is not in "videos"')
+    if ann.get('category_id') != person:
+      continue
+    name, n, h, w = videos[ann['video_id']]
+    segs = ann.get('segmentations') or []
+    if len(segs) != n:
+      raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
+    cls = IGNORE if ann.get('iscrowd') else PEDESTRIAN
+    for t, seg in enumerate(segs):
+      if seg is not None:
+        gts[ann['video_id']].add(t, int(ann['id']) if cls == PEDESTRIAN else 10000 + i,
+                                 _ytvis_rle(seg, h, w, f'{where} frame {t}'), cls)
+  for i, res in enumerate(preds):
+    where = f'{pred_path}: [{i}]'
+    if res.get('video_id') not in videos:
+      raise EvalInputError(f'{where}: video_id {res.get("video_id")} is not in the ground truth')
+    if res.get('category_id') != person:
+      continue
+    name, n, h, w = videos[res['video_id']]
+    segs = res.get('segmentations') or []
+    if len(segs) != n:
+      raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
+    for t, seg in enumerate(segs):
+      if seg is not None:
+        outs[res['video_id']].add(t, i + 1, _ytvis_rle(seg, h, w, f'{where} frame {t}'),
+                                  PEDESTRIAN, float(res.get('score', 1.0)))
+  for vid in videos:      # merge crowd regions into one ignore region per frame later
+    _merge_ignore(gts[vid])
+  return ({s.name: s for s in gts.values()}, {s.name: s for s in outs.values()})
+
+
+def _merge_ignore(seq: Sequence) -> None:
+  """Several ignore masks in a frame become one (they may overlap each other)."""
+  for t in range(seq.num_frames):
+    ign = seq.classes[t] == IGNORE
+    if ign.sum() > 1:
+      merged = mask_utils.merge([m for m, g in zip(seq.masks[t], ign) if g], intersect=False)
+      keep = ~ign
+      seq.masks[t] = [m for m, k in zip(seq.masks[t], keep) if k] + [merged]
+      seq.ids[t] = np.append(seq.ids[t][keep], 10000)
+      seq.classes[t] = np.append(seq.classes[t][keep], IGNORE)
+      if seq.scores is not None:
+        seq.scores[t] = np.append(seq.scores[t][keep], np.nan)
+
+
+# --------------------------------------------------------------------------- overlaps
+
+def find_overlaps(seq: Sequence):
+  """[(frame, id_a, id_b)] for every pair of masks in a frame that share a pixel."""
+  found = []
+  for t in range(seq.num_frames):
+    rles = seq.masks[t]
+    if len(rles) < 2:
+      continue
+    iou = mask_utils.iou(rles, rles, [0] * len(rles))
+    a, b = np.nonzero(np.triu(np.asarray(iou) > 0, 1))
+    found += [(t, int(seq.ids[t][i]), int(seq.ids[t][j])) for i, j in zip(a, b)]
+  return found
+
+
+def resolve_overlaps(seq: Sequence, by: str = 'score') -> Sequence:
+  """Returns a copy where each pixel belongs to one instance: the higher-scoring one
+  (by='score', needs scores) or the earlier-listed one (by='order'). Masks left empty
+  are dropped."""
+  out = Sequence.empty(seq.name, seq.num_frames, seq.height, seq.width, seq.source,
+                       seq.scores is not None)
+  for t in range(seq.num_frames):
+    n = len(seq.masks[t])
+    order = list(range(n))
+    if by == 'score' and seq.scores is not None:
+      order = sorted(order, key=lambda i: -np.nan_to_num(seq.scores[t][i], nan=-np.inf))
+    taken = np.zeros((seq.height, seq.width), bool)
+    for i in order:
+      m = mask_utils.decode(seq.masks[t][i]).astype(bool) & ~taken
+      taken |= m
+      if m.any():
+        out.add(t, seq.ids[t][i], m, seq.classes[t][i],
+                None if seq.scores is None else seq.scores[t][i])
+  return out
+
+
+# --------------------------------------------------------------------------- MOTS metrics
+
+def _trackeval_dataset(gt: Dict[str, Sequence], pred: Dict[str, Sequence]):
+  from trackeval.datasets import MOTSChallenge  # pylint: disable=g-import-not-at-top
+  from trackeval.datasets._base_dataset import _BaseDataset  # pylint: disable=g-import-not-at-top
+
+  class InMemoryMOTS(MOTSChallenge):
+    """trackeval's MOTSChallenge with raw data from memory instead of its folder layout."""
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+      _BaseDataset.__init__(self)
+      self.class_name_to_class_id = {'pedestrian': str(PEDESTRIAN), 'ignore': str(IGNORE)}
+
+    def _load_raw_file(self, tracker, seq, is_gt):
+      s = (gt if is_gt else pred)[seq]
+      n = max(gt[seq].num_frames, pred[seq].num_frames)
+      s = s.resized(n)
+      raw = {'num_timesteps': n, 'seq': seq}
+      prefix = 'gt' if is_gt else 'tracker'
+      ids, classes, dets, ignore = [], [], [], []
+      for t in range(n):
+        keep = s.classes[t] != IGNORE if is_gt else np.ones(len(s.ids[t]), bool)
+        ids.append(s.ids[t][keep].astype(int))
+        classes.append(s.classes[t][keep].astype(int))
+        dets.append([m for m, k in zip(s.masks[t], keep) if k])
+        ign = [m for m, k in zip(s.masks[t], keep) if not k]
+        ignore.append(mask_utils.merge(ign, intersect=False))
+      raw[f'{prefix}_ids'], raw[f'{prefix}_classes'], raw[f'{prefix}_dets'] = ids, classes, dets
+      if is_gt:
+        raw['gt_ignore_region'] = ignore
+      return raw
+
+  return InMemoryMOTS()
+
+
+def _summarise(res: dict) -> Dict[str, float]:
+  clear, hota, ident = res['CLEAR'], res['HOTA'], res['Identity']
+  out = dict(sMOTSA=clear['sMOTA'], MOTSA=clear['MOTA'], MOTSP=clear['MOTP'],
+             TP=clear['CLR_TP'], FP=clear['CLR_FP'], FN=clear['CLR_FN'], IDSW=clear['IDSW'],
+             HOTA=np.mean(hota['HOTA']), DetA=np.mean(hota['DetA']),
+             AssA=np.mean(hota['AssA']), IDF1=ident['IDF1'])
+  return {k: int(v) if k in COUNT_KEYS else float(v) for k, v in out.items()}
+
+
+def evaluate_mots(gt: Dict[str, Sequence], pred: Dict[str, Sequence],
+                  resolve: Optional[str] = None) -> Dict[str, dict]:
+  """trackeval's HOTA, CLEAR (as MOTS metrics) and Identity over matching sequences.
+
+  Returns {'combined': {metric: value}, 'per_sequence': {name: {metric: value}}}, combined
+  with trackeval's own combine_sequences. `resolve` ('score' or 'order') fixes overlapping
+  predicted masks; without it overlaps are an error naming the frame and ids.
+  """
+  from trackeval import metrics as te_metrics  # pylint: disable=g-import-not-at-top
+  only_gt, only_pred = sorted(set(gt) - set(pred)), sorted(set(pred) - set(gt))
+  if only_gt or only_pred:
+    raise EvalInputError('sequences must match by name: ' + '; '.join(
+        x for x in (f'only in ground truth: {", ".join(only_gt)}' if only_gt else '',
+                    f'only in predictions: {", ".join(only_pred)}' if only_pred else '') if x))
+  if not gt:
+    raise EvalInputError('no sequences to evaluate')
+  pred = dict(pred)
+  for name in sorted(gt):
+    g, p = gt[name], pred[name]
+    if (g.height, g.width) != (p.height, p.width):
+      raise EvalInputError(f'sequence {name}: image size {p.height}x{p.width} in {p.source} '
+                           f'differs from {g.height}x{g.width} in {g.source}')
+    if resolve:
+      pred[name] = resolve_overlaps(p, resolve)
+    else:
+      clash = find_overlaps(p)
+      if clash:
+        t, a, b = clash[0]
+        raise EvalInputError(
+            f'{p.source}: predicted masks overlap in sequence {name}, frame {t + 1} (ids {a} '
+            f'and {b}); {len(clash)} overlapping pair(s) in all. MOTS needs disjoint masks: '
+            'pass --resolve-overlaps to keep the higher-scoring (or earlier-listed) instance')
+    clash = [c for c in find_overlaps(g)]
+    if clash:
+      t, a, b = clash[0]
+      raise EvalInputError(f'{g.source}: ground-truth masks overlap in sequence {name}, '
+                           f'frame {t + 1} (ids {a} and {b})')
+  dataset = _trackeval_dataset(gt, pred)
+  metric_objs = [te_metrics.HOTA(), te_metrics.CLEAR({'PRINT_CONFIG': False}),
+                 te_metrics.Identity({'PRINT_CONFIG': False}), te_metrics.Count()]
+  per_seq_raw = {}
+  for name in sorted(gt):
+    raw = dataset.get_raw_seq_data('pred', name)
+    data = dataset.get_preprocessed_seq_data(raw, 'pedestrian')
+    per_seq_raw[name] = {m.get_name(): m.eval_sequence(data) for m in metric_objs}
+  combined = {m.get_name(): m.combine_sequences({s: r[m.get_name()] for s, r in
+                                                 per_seq_raw.items()}) for m in metric_objs}
+  return {'combined': _summarise(combined),
+          'per_sequence': {s: _summarise(r) for s, r in per_seq_raw.items()}}
+
+
+# --------------------------------------------------------------------------- COCO mask AP
+
+def evaluate_coco(gt_path: str, results, category: str = 'person') -> Dict[str, float]:
+  """COCO mask AP/AP50/AP75 (and by size) for one category, via pycocotools' COCOeval.
+
+  `results` is a results-JSON path or an in-memory list of result dicts.
+  """
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top
+  from pycocotools.cocoeval import COCOeval  # pylint: disable=g-import-not-at-top
+  gt_json = _load_json(gt_path)
+  if not isinstance(gt_json, dict) or 'annotations' not in gt_json or 'images' not in gt_json:
+    raise EvalInputError(f'{gt_path}: expected COCO ground truth with "images" and '
+                         '"annotations"')
+  res = _load_json(results) if isinstance(results, str) else results
+  where = results if isinstance(results, str) else '<results>'
+  if not isinstance(res, list):
+    raise EvalInputError(f'{where}: expected a COCO results list')
+  cat_ids = [c['id'] for c in gt_json.get('categories', []) if c.get('name') == category]
+  if not cat_ids:
+    raise EvalInputError(f'{gt_path}: no category named {category!r}')
+  image_ids = {im['id'] for im in gt_json['images']}
+  for i, r in enumerate(res):
+    if 'segmentation' not in r or 'score' not in r or 'image_id' not in r:
+      raise EvalInputError(f'{where}: [{i}] needs image_id, segmentation and score')
+    if r['image_id'] not in image_ids:
+      raise EvalInputError(f'{where}: [{i}] image_id {r["image_id"]} is not in {gt_path}')
+  with contextlib.redirect_stdout(io.StringIO()):
+    coco = COCO()
+    coco.dataset = gt_json
+    coco.createIndex()
+    # loadRes adds fields to the dicts it is given; keep the caller's results untouched.
+    dets = coco.loadRes(copy.deepcopy(res)) if res else COCO()
+    ev = COCOeval(coco, dets, 'segm')
+    ev.params.catIds = cat_ids
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+  names = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+  return {n: float(v) for n, v in zip(names, ev.stats[:6])}
+
+
+# --------------------------------------------------------------------------- reporting
+
+def format_table(result: Dict[str, dict]) -> str:
+  """Per-sequence rows and the combined row, percentages for fractions."""
+  head = f'{"sequence":<24}' + ''.join(f'{k:>8}' for k in METRIC_KEYS)
+  fmt = lambda k, v: f'{v:>8d}' if k in COUNT_KEYS else f'{100 * v:>8.2f}'
+  row = lambda name, r: f'{name[:24]:<24}' + ''.join(fmt(k, r[k]) for k in METRIC_KEYS)
+  lines = [head, '-' * len(head)]
+  lines += [row(n, r) for n, r in sorted(result['per_sequence'].items())]
+  lines += ['-' * len(head), row('COMBINED', result['combined'])]
+  return '\n'.join(lines)
