@@ -49,6 +49,23 @@ def check_frames(frames: Any, batched: bool) -> np.ndarray:
   return arr
 
 
+def _overlay(base, loaded, source, path=()):
+  """`base` with every leaf present in `loaded` replaced, checking names and shapes."""
+  if not isinstance(loaded, dict):
+    if not hasattr(base, 'shape') or tuple(base.shape) != tuple(np.shape(loaded)):
+      raise ValueError(f'{source}: {"/".join(path)} has shape {np.shape(loaded)}, the config '
+                       f'expects {getattr(base, "shape", "a sub-tree")}')
+    return jnp.asarray(loaded, base.dtype)
+  if not isinstance(base, dict):
+    raise ValueError(f'{source}: {"/".join(path)} is a sub-tree, the config expects a tensor')
+  out = dict(base)
+  for k, v in loaded.items():
+    if k not in base:
+      raise ValueError(f'{source}: {"/".join(path + (k,))} does not exist in the model config')
+    out[k] = _overlay(base[k], v, source, path + (k,))
+  return out
+
+
 class Predictor:
   """Jitted HVISNet inference with fixed-size outputs per frame.
 
@@ -62,6 +79,22 @@ class Predictor:
     self.config = config
     self.variables = variables
     self.model = model_lib.HVISNet(config.model, train=False)
+
+  @classmethod
+  def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):
+    """Config file[:arg] plus an orbax variables directory (see convert_torch.save_variables).
+
+    A checkpoint holding only some modules (e.g. the backbone from `hvisnet convert-torch`)
+    fills those modules; the rest keep their initialisation from `seed`. Shapes must match
+    the config, or the error names the first mismatched tensor.
+    """
+    from hvisnet_jax import config_defaults, convert_torch  # pylint: disable=g-import-not-at-top
+    config = config_defaults.load_config(config_spec)
+    variables = model_lib.init_variables(config.model, jax.random.PRNGKey(seed))
+    if variables_path:
+      loaded = convert_torch.load_variables(variables_path)
+      variables = _overlay(variables, loaded, variables_path)
+    return cls(config, variables)
 
   @functools.partial(jax.jit, static_argnums=(0,))
   def _run(self, variables, frames):

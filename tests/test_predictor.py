@@ -1,9 +1,11 @@
 """Predictor: fixed-size outputs at any frame size, mapped back to the frame; bad input."""
+import os
+
 import numpy as np
 import pytest
 
 from hvisnet_jax import postprocess, predictor
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 
 
 @pytest.fixture(scope='module')
@@ -114,3 +116,21 @@ def test_bad_frames(pred, frame, match):
 def test_bad_batch_rank(pred):
   with pytest.raises(ValueError, match=r'\(N, H, W, 3\)'):
     pred.predict_batch(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_from_files_overlays_a_partial_checkpoint(tmp_path, tiny_variables):
+  import jax
+  from hvisnet_jax import convert_torch
+  cfg_path = os.path.join(REPO, 'configs', 'hvisnet_dla34.py') + ':runlocal'
+  backbone = jax.tree.map(lambda x: np.asarray(x) + 1.0, {
+      'params': {'backbone': tiny_variables['params']['backbone']}})
+  convert_torch.save_variables(str(tmp_path / 'ckpt'), backbone)
+  p = predictor.Predictor.from_files(cfg_path, str(tmp_path / 'ckpt'))
+  np.testing.assert_allclose(p.variables['params']['backbone']['base_layer_0']['kernel'],
+                             backbone['params']['backbone']['base_layer_0']['kernel'])
+  assert 'head' in p.variables['params']          # untouched modules keep their init
+  bad = {'params': {'backbone': {'base_layer_0': {'kernel': np.zeros((3, 3, 3, 8))}}}}
+  convert_torch.save_variables(str(tmp_path / 'bad'), bad)
+  with pytest.raises(ValueError, match=r'bad: params/backbone/base_layer_0/kernel has shape '
+                     r'\(3, 3, 3, 8\), the config expects \(7, 7, 3, 8\)'):
+    predictor.Predictor.from_files(cfg_path, str(tmp_path / 'bad'))
