@@ -28,35 +28,45 @@ def _leaves(tree):
   return jax.tree.leaves(tree)
 
 
+def _predictor(args):
+  from hvisnet_jax import predictor  # pylint: disable=g-import-not-at-top
+  if getattr(args, 'checkpoint', None):
+    return predictor.Predictor.from_export(args.checkpoint)
+  return predictor.Predictor.from_export()
+
+
 def _demo(args) -> int:
-  """Smoke run of the network on generated frames: compile time, latency, output shapes."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from hvisnet_jax import config_defaults, model, predictor  # pylint: disable=g-import-not-at-top
-  cfg = config_defaults.load_config(args.config)
-  t0 = time.perf_counter()
-  variables = model.init_variables(cfg.model, jax.random.PRNGKey(args.seed))
-  pred = predictor.Predictor(cfg, variables)
-  rng = np.random.default_rng(args.seed)
-  frames = rng.integers(0, 256, (args.frames, args.height, args.width, 3), dtype=np.uint8)
-  t1 = time.perf_counter()
-  pred.compile_for(1, args.height, args.width)
-  t2 = time.perf_counter()
-  times = []
-  for f in frames:
-    s = time.perf_counter()
-    out = pred.predict(f)
-    times.append(time.perf_counter() - s)
-  report = dict(config=args.config, device=str(jax.devices()[0]), init_s=t1 - t0,
-                compile_s=t2 - t1, median_latency_ms=1e3 * float(np.median(times)),
-                frame_hw=[args.height, args.width],
-                outputs={k: [list(v.shape), str(v.dtype)] for k, v in out.items()},
-                note='untrained weights: shapes and speed only, detections are meaningless')
-  text = json.dumps(report, indent=2)
-  print(text)
-  if args.out:
-    os.makedirs(args.out, exist_ok=True)
-    _write_atomic(os.path.join(args.out, 'demo.json'), text)
+  """Synthetic video -> default model + tracker -> MOTS metrics against its ground truth."""
+  from hvisnet_jax import app, evaluation  # pylint: disable=g-import-not-at-top
+  res = app.demo(args.out, frames=args.frames, seed=args.seed, preset=args.preset,
+                 predictor=_predictor(args), progress=not args.quiet)
+  print(evaluation.format_table(res['metrics']))
+  s = res['stats']
+  print(f'{s["frames"]} frames at {s["fps"]:.1f} frames/s end to end (tracker '
+        f'{s["tracker_ms_per_frame"]:.2f} ms/frame); outputs in {os.path.abspath(args.out)}')
+  return 0
+
+
+def _track(args) -> int:
+  from hvisnet_jax import app  # pylint: disable=g-import-not-at-top
+  source = int(args.source) if args.source.isdigit() else args.source
+  res = app.track_to_dir(source, _predictor(args), args.out, save_video=args.save_video,
+                         save_masks=args.save_masks, progress=not args.quiet)
+  ids = {tid for f in res['result'].frames for tid in f}
+  print(f'{res["frames"]} frames, {len(ids)} identities, {res["fps"]:.1f} frames/s end to end'
+        f'{"; failed frames: " + str(res["failed_frames"]) if res["failed_frames"] else ""}; '
+        f'outputs in {os.path.abspath(args.out)}')
+  return 0
+
+
+def _extract(args) -> int:
+  from hvisnet_jax import extract  # pylint: disable=g-import-not-at-top
+  res = extract.extract_person_to_dir(
+      args.source, _predictor(args), args.trajectories, args.homography, args.pid, args.out,
+      frame_offset=args.frame_offset, frame_step=args.frame_step,
+      max_distance=args.max_distance, progress=not args.quiet)
+  print(f'person {args.pid}: masks in {res["frames_with_mask"]} of {res["frames_on_trajectory"]} '
+        f'frames on its trajectory; outputs in {os.path.abspath(args.out)}')
   return 0
 
 
@@ -79,6 +89,21 @@ def _eval(args) -> int:
     print(evaluation.format_table(result))
   if args.json:
     _write_atomic(args.json, json.dumps(result, indent=2))
+  return 0
+
+
+def _synth(args) -> int:
+  from hvisnet_jax import synth  # pylint: disable=g-import-not-at-top
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  try:
+    h, w = (int(x) for x in args.size.lower().split('x'))
+  except ValueError:
+    raise ValueError(f'--size must be HxW, e.g. 256x320; got {args.size!r}') from None
+  with tqdm(total=args.videos, unit='video', disable=args.quiet) as bar:
+    stats = synth.write_dataset(args.out, args.videos, args.frames, h, w, args.preset,
+                                args.seed, progress=lambda i, n: bar.update(1))
+  print(f'wrote {stats["videos"]} videos, {stats["frames"]} frames, {stats["instances"]} '
+        f'identities, {stats["masks"]} masks to {os.path.abspath(args.out)}')
   return 0
 
 
@@ -121,22 +146,67 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument('--json', default=None, help='write {"combined", "per_sequence"} here')
   e.set_defaults(func=_eval)
 
-  d = sub.add_parser('demo', help='smoke-run the network on generated frames')
-  d.add_argument('--out', default=None, help='directory for demo.json')
-  d.add_argument('--config', default=os.path.join(here, 'configs', 'hvisnet_tiny.py'))
-  d.add_argument('--frames', type=int, default=10)
-  d.add_argument('--height', type=int, default=360)
-  d.add_argument('--width', type=int, default=480)
-  d.add_argument('--seed', type=int, default=0)
+  y = sub.add_parser('synth', help='render synthetic human videos with exact ground truth')
+  y.add_argument('--out', required=True)
+  y.add_argument('--videos', type=int, default=4)
+  y.add_argument('--frames', type=int, default=40)
+  y.add_argument('--size', default='256x320', help='HxW')
+  y.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
+  y.add_argument('--seed', type=int, default=0)
+  y.add_argument('--quiet', action='store_true')
+  y.set_defaults(func=_synth)
+
+  sub.add_parser('train', help='train: hvisnet train --config=configs/X.py --workdir=DIR '
+                 '[--config.train.steps=N ...]', add_help=False)
+
+  d = sub.add_parser('demo', help='synthetic video -> default model + tracker -> metrics')
+  d.add_argument('--out', default='demo_out')
+  d.add_argument('--checkpoint', default=None, help='exported model dir (default: built in)')
+  d.add_argument('--frames', type=int, default=48)
+  d.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
+  d.add_argument('--seed', type=int, default=7)
+  d.add_argument('--quiet', action='store_true')
   d.set_defaults(func=_demo)
+
+  k = sub.add_parser('track', help='segment and track every person in a video')
+  k.add_argument('source', help='video file, image folder, camera index or stream URL')
+  k.add_argument('--out', required=True)
+  k.add_argument('--checkpoint', default=None, help='exported model dir (default: built in)')
+  k.add_argument('--save-video', action='store_true', help='write render.mp4')
+  k.add_argument('--save-masks', action='store_true', help='write masks/<id>/<frame>.png')
+  k.add_argument('--quiet', action='store_true')
+  k.set_defaults(func=_track)
+
+  x = sub.add_parser('extract-person', help="one person's masks, guided by a world trajectory")
+  x.add_argument('source')
+  x.add_argument('--trajectories', required=True, help='ETH/UCY obsmat.txt')
+  x.add_argument('--homography', required=True, help='H.txt: image pixels -> world metres')
+  x.add_argument('--pid', type=int, required=True)
+  x.add_argument('--out', required=True)
+  x.add_argument('--frame-offset', type=int, default=0,
+                 help='obsmat frame number of the first video frame')
+  x.add_argument('--frame-step', type=int, default=1, help='obsmat frames per video frame')
+  x.add_argument('--max-distance', type=float, default=None,
+                 help='pixels between the trajectory and a track foot point (default: '
+                      '0.5 x box height)')
+  x.add_argument('--checkpoint', default=None)
+  x.add_argument('--quiet', action='store_true')
+  x.set_defaults(func=_extract)
   return p
 
 
 def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv and argv[0] == 'train':
+    # Training takes absl + ml_collections flags (--config.train.steps=...), as main.py does.
+    from absl import app  # pylint: disable=g-import-not-at-top
+    from hvisnet_jax import main as train_main  # pylint: disable=g-import-not-at-top
+    app.run(train_main.main, argv=['hvisnet train'] + argv[1:])
+    return 0
   args = build_parser().parse_args(argv)
   try:
     return args.func(args)
-  except (FileNotFoundError, ValueError) as e:
+  except (FileNotFoundError, ValueError) as e:  # includes our input-error subclasses
     print(f'hvisnet {args.command}: error: {e}', file=sys.stderr)
     return 2
 

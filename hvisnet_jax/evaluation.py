@@ -457,16 +457,18 @@ def evaluate_mots(gt: Dict[str, Sequence], pred: Dict[str, Sequence],
 
 # --------------------------------------------------------------------------- COCO mask AP
 
-def evaluate_coco(gt_path: str, results, category: str = 'person') -> Dict[str, float]:
+def evaluate_coco(gt_path, results, category: str = 'person') -> Dict[str, float]:
   """COCO mask AP/AP50/AP75 (and by size) for one category, via pycocotools' COCOeval.
 
-  `results` is a results-JSON path or an in-memory list of result dicts.
+  `gt_path` is a ground-truth JSON path or an in-memory COCO dict; `results` a results-JSON
+  path or an in-memory list of result dicts.
   """
   import contextlib  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
   from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top
   from pycocotools.cocoeval import COCOeval  # pylint: disable=g-import-not-at-top
-  gt_json = _load_json(gt_path)
+  gt_json = _load_json(gt_path) if isinstance(gt_path, str) else gt_path
+  gt_path = gt_path if isinstance(gt_path, str) else '<ground truth>'
   if not isinstance(gt_json, dict) or 'annotations' not in gt_json or 'images' not in gt_json:
     raise EvalInputError(f'{gt_path}: expected COCO ground truth with "images" and '
                          '"annotations"')
@@ -485,7 +487,7 @@ def evaluate_coco(gt_path: str, results, category: str = 'person') -> Dict[str, 
       raise EvalInputError(f'{where}: [{i}] image_id {r["image_id"]} is not in {gt_path}')
   with contextlib.redirect_stdout(io.StringIO()):
     coco = COCO()
-    coco.dataset = gt_json
+    coco.dataset = copy.deepcopy(gt_json)
     coco.createIndex()
     # loadRes adds fields to the dicts it is given; keep the caller's results untouched.
     dets = coco.loadRes(copy.deepcopy(res)) if res else COCO()

@@ -7,6 +7,7 @@ function per input shape; jit's own cache means each frame size compiles once.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Dict, Sequence, Tuple
 
 import jax
@@ -17,6 +18,7 @@ import numpy as np
 from hvisnet_jax import model as model_lib
 from hvisnet_jax import postprocess
 
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default_model')
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
 
 
@@ -79,6 +81,24 @@ class Predictor:
     self.config = config
     self.variables = variables
     self.model = model_lib.HVISNet(config.model, train=False)
+
+  @classmethod
+  def from_export(cls, directory: str = None):
+    """A model exported by benchmarks/train_synthetic.py --export: config.json + variables/.
+
+    Without a directory, the project's committed default model (hvisnet_jax/default_model).
+    """
+    import json  # pylint: disable=g-import-not-at-top
+    from hvisnet_jax import convert_torch  # pylint: disable=g-import-not-at-top
+    directory = directory or DEFAULT_MODEL_DIR
+    cfg_path = os.path.join(directory, 'config.json')
+    if not os.path.isfile(cfg_path):
+      raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')
+    with open(cfg_path) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    base = model_lib.init_variables(config.model, jax.random.PRNGKey(0))
+    loaded = convert_torch.load_variables(os.path.join(directory, 'variables'))
+    return cls(config, _overlay(base, loaded, directory))
 
   @classmethod
   def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):

@@ -1,0 +1,225 @@
+"""The video application: predictor + tracker over a source, with MOTS/YouTube-VIS outputs.
+
+Decoding (reader thread), inference (asynchronous dispatch: frame t+1 is sent to the
+device before frame t's results are read back) and tracking (host) overlap, so the
+accelerator does not wait for the CPU. Outputs are written under a temporary directory
+inside --out and moved into place only when the run completes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from hvisnet_jax import evaluation, tracker as tracker_lib, video as video_lib
+
+
+class TrackResult:
+  """Per-frame identities of one video, kept as RLE masks."""
+
+  def __init__(self, height: int, width: int):
+    self.height, self.width = height, width
+    self.frames: List[Dict[int, dict]] = []     # frame -> {track id: {rle, box, score}}
+
+  def add(self, frame_index: int, id_map: np.ndarray, boxes, scores):
+    while len(self.frames) <= frame_index:
+      self.frames.append({})
+    for tid in np.unique(id_map):
+      if tid <= 0:
+        continue
+      m = np.asfortranarray((id_map == tid).astype(np.uint8))
+      self.frames[frame_index][int(tid)] = dict(rle=mask_utils.encode(m),
+                                                box=boxes.get(int(tid)),
+                                                score=scores.get(int(tid), 1.0))
+
+  def sequence(self, name: str, num_frames: Optional[int] = None) -> evaluation.Sequence:
+    n = max(len(self.frames), num_frames or 0)
+    seq = evaluation.Sequence.empty(name, n, self.height, self.width)
+    for t, dets in enumerate(self.frames):
+      for tid, d in sorted(dets.items()):
+        seq.add(t, 2000 + tid, d['rle'])
+    return seq
+
+  def ytvis_results(self, video_id: int = 1) -> List[dict]:
+    ids = sorted({tid for f in self.frames for tid in f})
+    out = []
+    for tid in ids:
+      segs, scores = [], []
+      for f in self.frames:
+        d = f.get(tid)
+        if d is None:
+          segs.append(None)
+          continue
+        segs.append({'size': [self.height, self.width], 'counts': d['rle']['counts'].decode()})
+        scores.append(d['score'])
+      out.append({'video_id': video_id, 'category_id': 1, 'score': float(np.mean(scores)),
+                  'segmentations': segs, 'track_id': tid})
+    return out
+
+
+def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
+                 on_frame: Optional[Callable] = None, progress: bool = True,
+                 max_frames: Optional[int] = None):
+  """Runs detection + tracking over a source. Returns (TrackResult, stats dict).
+
+  on_frame(index, frame, id_map, boxes_by_id) is called for every decoded frame in order.
+  """
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  reader = video_lib.FrameReader(source)
+  cfg = tracker_config or tracker_lib.TrackerConfig(fps=reader.fps)
+  trk = tracker_lib.Tracker(cfg)
+  result = None
+  times = {'frames': 0, 'track_s': 0.0}
+  bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
+
+  def finish(idx, frame, pending):
+    nonlocal result
+    out = {k: np.asarray(v)[0] for k, v in pending.items()}
+    t0 = time.perf_counter()
+    assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
+    id_map = tracker_lib.track_id_map(out['label_map'], assigned)
+    times['track_s'] += time.perf_counter() - t0
+    boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
+    scores = {tid: float(out['scores'][d]) for d, tid in assigned.items()}
+    if result is None:
+      result = TrackResult(*frame.shape[:2])
+    result.add(idx, id_map, boxes, scores)
+    if on_frame:
+      on_frame(idx, frame, id_map, boxes)
+    times['frames'] += 1
+    bar.update(1)
+    bar.set_postfix(fps=f'{times["frames"] / max(time.perf_counter() - start, 1e-9):.1f}')
+
+  start = time.perf_counter()
+  pending = None
+  try:
+    for idx, frame in reader:
+      if max_frames is not None and idx >= max_frames:
+        break
+      if frame is None:
+        bar.update(1)
+        continue
+      dispatched = (idx, frame, predictor.dispatch(frame[None]))
+      if pending is not None:
+        finish(*pending)
+      pending = dispatched
+    if pending is not None:
+      finish(*pending)
+  finally:
+    bar.close()
+    reader.close()
+  wall = time.perf_counter() - start
+  stats = dict(frames=times['frames'], wall_s=wall, fps=times['frames'] / max(wall, 1e-9),
+               tracker_ms_per_frame=1e3 * times['track_s'] / max(times['frames'], 1),
+               failed_frames=reader.failed, source_fps=reader.fps)
+  if result is None:
+    raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')
+  return result, stats
+
+
+def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
+                 save_masks: bool = False, progress: bool = True,
+                 tracker_config=None) -> Dict:
+  """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/."""
+  os.makedirs(out_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
+  writer = None
+  try:
+    def on_frame(idx, frame, id_map, boxes):
+      nonlocal writer
+      if save_video:
+        if writer is None:
+          writer = video_lib.VideoWriter(os.path.join(tmp, 'render.mp4'), fps, frame.shape[:2])
+        writer.write(video_lib.render(frame, id_map, boxes))
+      if save_masks:
+        for tid in np.unique(id_map):
+          if tid > 0:
+            d = os.path.join(tmp, 'masks', f'{int(tid):04d}')
+            os.makedirs(d, exist_ok=True)
+            cv2.imwrite(os.path.join(d, f'{idx:05d}.png'), (id_map == tid).astype(np.uint8) * 255)
+    fps = _source_fps(source)
+    result, stats = track_source(source, predictor, tracker_config, on_frame, progress)
+    if writer is not None:
+      writer.close()
+      writer = None
+    name = _source_name(source)
+    evaluation.write_mots_txt(os.path.join(tmp, 'tracks.txt'), result.sequence(name))
+    with open(os.path.join(tmp, 'results.json'), 'w') as f:
+      json.dump(result.ytvis_results(), f)
+    with open(os.path.join(tmp, 'stats.json'), 'w') as f:
+      json.dump(stats, f, indent=2)
+    for entry in os.listdir(tmp):
+      dst = os.path.join(out_dir, entry)
+      if os.path.isdir(dst):
+        shutil.rmtree(dst)
+      os.replace(os.path.join(tmp, entry), dst)
+    return dict(stats, result=result)
+  finally:
+    if writer is not None:
+      writer.abort()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _source_fps(source) -> float:
+  if isinstance(source, str) and os.path.isfile(source):
+    cap = cv2.VideoCapture(source)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    cap.release()
+    return fps
+  return 30.0
+
+
+def _source_name(source) -> str:
+  if isinstance(source, str):
+    return os.path.splitext(os.path.basename(os.path.normpath(source)))[0] or 'video'
+  return f'camera{source}'
+
+
+def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, seed: int = 7,
+         preset: str = 'easy', predictor=None, progress: bool = True) -> Dict:
+  """The built-in main job: synthetic video -> default model + tracker -> metrics."""
+  from hvisnet_jax import predictor as predictor_lib, synth  # pylint: disable=g-import-not-at-top
+  predictor = predictor or predictor_lib.Predictor.from_export()
+  video = synth.render_video(seed, 0, frames, height, width, preset)
+  os.makedirs(out_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
+  try:
+    vw = video_lib.VideoWriter(os.path.join(tmp, 'input.mp4'), 10.0, (height, width))
+    for f in video.frames:
+      vw.write(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    vw.close()
+    gt = evaluation.Sequence.empty(video.name, frames, height, width)
+    for pid, ms in sorted(video.masks.items()):
+      for t, m in enumerate(ms):
+        if m is not None:
+          gt.add(t, 2000 + pid, m)
+    os.makedirs(os.path.join(tmp, 'gt'))
+    os.makedirs(os.path.join(tmp, 'pred'))
+    evaluation.write_mots_txt(os.path.join(tmp, 'gt', f'{video.name}.txt'), gt)
+    track_dir = os.path.join(tmp, 'track')
+    res = track_to_dir(os.path.join(tmp, 'input.mp4'), predictor, track_dir, save_video=True,
+                       progress=progress)
+    pred = res['result'].sequence(video.name, frames)
+    evaluation.write_mots_txt(os.path.join(tmp, 'pred', f'{video.name}.txt'), pred)
+    os.replace(os.path.join(track_dir, 'render.mp4'), os.path.join(tmp, 'render.mp4'))
+    shutil.rmtree(track_dir)
+    metrics = evaluation.evaluate_mots({video.name: gt}, {video.name: pred})
+    with open(os.path.join(tmp, 'metrics.json'), 'w') as f:
+      json.dump(metrics, f, indent=2)
+    for entry in os.listdir(tmp):
+      dst = os.path.join(out_dir, entry)
+      if os.path.isdir(dst):
+        shutil.rmtree(dst)
+      os.replace(os.path.join(tmp, entry), dst)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  stats = {k: v for k, v in res.items() if k != 'result'}
+  return dict(metrics=metrics, stats=stats)

@@ -1,0 +1,33 @@
+"""Training entry point: python -m hvisnet_jax.main --config=configs/X.py --workdir=DIR.
+
+Overrides use ml_collections' syntax, e.g. --config.train.steps=100.
+"""
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from hvisnet_jax import train
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'directory for checkpoints and metrics')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  logging.set_verbosity(logging.INFO)
+  # orbax logs every file it writes at INFO; keep its warnings only.
+  logging.get_absl_handler().addFilter(
+      lambda r: 'orbax' not in r.pathname or r.levelno >= logging.WARNING)
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,172 @@
+"""Frames in (video files, image folders, cameras, stream URLs) and rendered frames out.
+
+A reader thread decodes ahead of the accelerator. A frame that fails to decode mid-stream
+is reported (warning), skipped, and its number is kept, so outputs stay aligned with
+the source's frame numbering.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import queue
+import threading
+from typing import Iterator, Optional, Tuple
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+_END = object()
+
+
+class VideoSourceError(ValueError):
+  pass
+
+
+class FrameReader:
+  """Iterates (frame_index, RGB uint8 frame or None if it failed to decode)."""
+
+  def __init__(self, source, prefetch: int = 8, max_consecutive_failures: int = 25):
+    self.source = source
+    self.max_failures = max_consecutive_failures
+    self.files = None
+    self.cap = None
+    self.failed = []
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+      self.cap = cv2.VideoCapture(int(source))
+      if not self.cap.isOpened():
+        raise VideoSourceError(f'camera {source}: cannot be opened')
+    elif isinstance(source, str) and '://' in source:
+      self.cap = cv2.VideoCapture(source)
+      if not self.cap.isOpened():
+        raise VideoSourceError(f'{source}: cannot open the stream')
+    elif os.path.isdir(source):
+      self.files = sorted(f for f in glob.glob(os.path.join(source, '*'))
+                          if f.lower().endswith(IMAGE_EXTS))
+      if not self.files:
+        raise VideoSourceError(f'{source}: folder holds no images ({", ".join(IMAGE_EXTS)})')
+    elif not os.path.exists(source):
+      raise FileNotFoundError(f'{source}: no such video file or image folder')
+    else:
+      if os.path.getsize(source) == 0:
+        raise VideoSourceError(f'{source}: empty file')
+      self.cap = cv2.VideoCapture(source)
+      if not self.cap.isOpened():
+        raise VideoSourceError(f'{source}: not a readable video (OpenCV cannot open it)')
+    self.fps = 30.0
+    self.frame_count = len(self.files) if self.files else 0
+    if self.cap is not None:
+      self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+      self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+    self._thread = threading.Thread(target=self._produce, daemon=True)
+    self._started = False
+    self._error: Optional[BaseException] = None
+
+  def _frames(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
+    if self.files is not None:
+      for i, f in enumerate(self.files):
+        img = cv2.imread(f, cv2.IMREAD_COLOR)
+        yield i, None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+      return
+    i, failures = 0, 0
+    while True:
+      ok, img = self.cap.read()
+      if ok and img is not None:
+        failures = 0
+        yield i, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        i += 1
+        continue
+      # A failed read is the end, unless the container says more frames follow.
+      if self.frame_count and i < self.frame_count and failures < self.max_failures:
+        failures += 1
+        yield i, None
+        i += 1
+        continue
+      return
+
+  def _produce(self):
+    try:
+      for item in self._frames():
+        self._queue.put(item)
+    except BaseException as e:  # surfaced in the consumer
+      self._error = e
+    finally:
+      self._queue.put(_END)
+
+  def __iter__(self):
+    if not self._started:
+      self._thread.start()
+      self._started = True
+    decoded = 0
+    while True:
+      item = self._queue.get()
+      if item is _END:
+        break
+      idx, frame = item
+      if frame is None:
+        self.failed.append(idx)
+        logging.warning('%s: frame %d failed to decode; skipped (numbering kept)',
+                        self.source, idx)
+      else:
+        decoded += 1
+      yield idx, frame
+    if self._error is not None:
+      raise self._error
+    if decoded == 0:
+      raise VideoSourceError(f'{self.source}: no frame could be decoded')
+
+  def close(self):
+    if self.cap is not None:
+      self.cap.release()
+
+
+def palette(track_id: int) -> Tuple[int, int, int]:
+  """A stable, distinct RGB colour per identity (golden-ratio hue steps)."""
+  hue = int((track_id * 0.618033988749895 % 1.0) * 179)
+  rgb = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2RGB)[0, 0]
+  return tuple(int(c) for c in rgb)
+
+
+def render(frame: np.ndarray, id_map: np.ndarray, boxes=None, alpha: float = 0.5) -> np.ndarray:
+  """Colours each identity's pixels and labels it with its ID; returns RGB uint8."""
+  out = frame.astype(np.float32)
+  ids = [int(i) for i in np.unique(id_map) if i > 0]
+  for tid in ids:
+    m = id_map == tid
+    out[m] = (1 - alpha) * out[m] + alpha * np.float32(palette(tid))
+  out = out.astype(np.uint8)
+  for tid in ids:
+    ys, xs = np.nonzero(id_map == tid)
+    x, y = int(xs.min()), int(ys.min())
+    if boxes is not None and tid in boxes:
+      x, y = int(boxes[tid][0]), int(boxes[tid][1])
+    cv2.putText(out, str(tid), (x, max(12, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(out, str(tid), (x, max(12, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                palette(tid), 1, cv2.LINE_AA)
+  return out
+
+
+class VideoWriter:
+  """mp4 writer that writes to a temporary name and renames on close()."""
+
+  def __init__(self, path: str, fps: float, size_hw: Tuple[int, int]):
+    self.path, self.tmp = path, path + '.partial.mp4'
+    h, w = size_hw
+    self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+    if not self.writer.isOpened():
+      raise VideoSourceError(f'{path}: cannot open an mp4 writer')
+
+  def write(self, rgb: np.ndarray):
+    self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+  def close(self):
+    self.writer.release()
+    os.replace(self.tmp, self.path)
+
+  def abort(self):
+    self.writer.release()
+    if os.path.exists(self.tmp):
+      os.remove(self.tmp)
