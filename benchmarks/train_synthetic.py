@@ -43,14 +43,23 @@ def main():
   p.add_argument('--eval-frames', type=int, default=40)
   p.add_argument('--eval-seed', type=int, default=1000)
   p.add_argument('--export', default=None, help='copy the trained model here (config + params)')
+  p.add_argument('--eval-only', action='store_true',
+                 help='evaluate the latest checkpoint in --workdir without training; keeps '
+                      'the training figures already in --out')
   a = p.parse_args()
 
   config = config_defaults.load_config(a.config)
   for o in a.override:
     _apply_override(config, o)
+  config.inference.min_visible_fraction = config.inference.get('min_visible_fraction', 0.5)
+  previous = {}
+  if a.eval_only:
+    with open(a.out) as f:
+      previous = json.load(f)
+    config.train.steps = previous['steps']        # nothing left to train
   t0 = time.perf_counter()
   state = train.train_and_evaluate(config, a.workdir)
-  train_s = time.perf_counter() - t0
+  train_s = previous.get('train_wall_s', time.perf_counter() - t0)
   with open(os.path.join(a.workdir, 'metrics.jsonl')) as f:
     log = [json.loads(line) for line in f]
   variables = train.inference_variables(state)
@@ -68,7 +77,11 @@ def main():
       host=platform.machine(), jax=jax.__version__,
       train_videos=dict(count=d.videos, frames=d.frames, seed=d.seed),
       eval_videos=dict(count=a.eval_videos, frames=a.eval_frames, seed=a.eval_seed),
-      first_log=log[0], last_log=log[-1], **metrics)
+      first_log=log[0], last_log=log[-1],
+      inference={k: config.inference[k] for k in ('score_thresh', 'nms_iou', 'max_detections',
+                                                  'min_visible_fraction')
+                 if k in config.inference},
+      **metrics)
   os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
   with open(a.out + '.tmp', 'w') as f:
     json.dump(result, f, indent=2)
@@ -84,7 +97,9 @@ def main():
     shutil.rmtree(a.export, ignore_errors=True)
     os.replace(tmp, a.export)
   print(json.dumps({k: result[k] for k in ('steps', 'train_wall_s')}, indent=1))
-  print(json.dumps(result['mots']['combined'], indent=1), json.dumps(result['mask_ap']))
+  print('tracker', json.dumps(result['mots']['combined']))
+  print('iou linking', json.dumps(result['mots_iou_linking']['combined']))
+  print('mask AP', json.dumps(result['mask_ap']))
 
 
 if __name__ == '__main__':

@@ -107,6 +107,19 @@ def _synth(args) -> int:
   return 0
 
 
+def _bench(args) -> int:
+  from hvisnet_jax import bench  # pylint: disable=g-import-not-at-top
+  res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
+                  args.warmup, args.runs, source=args.source,
+                  compile_torch=not args.no_torch_compile)
+  text = json.dumps(res, indent=2)
+  print(text)
+  if args.json:
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    _write_atomic(args.json, text)
+  return 0
+
+
 def _is_coco(path: str) -> bool:
   with open(path) as f:
     head = f.read(1 << 16)
@@ -158,6 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
 
   sub.add_parser('train', help='train: hvisnet train --config=configs/X.py --workdir=DIR '
                  '[--config.train.steps=N ...]', add_help=False)
+
+  b = sub.add_parser('bench', help='latency/throughput: JAX vs PyTorch, training, tracker')
+  b.add_argument('--what', choices=['inference', 'train', 'tracker', 'pipeline'],
+                 default='inference')
+  b.add_argument('--framework', choices=['jax', 'torch', 'both'], default='jax')
+  b.add_argument('--batch', type=int, default=1)
+  b.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32')
+  b.add_argument('--size', type=int, default=512)
+  b.add_argument('--config', default=default_cfg)
+  b.add_argument('--warmup', type=int, default=3)
+  b.add_argument('--runs', type=int, default=10)
+  b.add_argument('--source', default=None, help='video for --what pipeline')
+  b.add_argument('--no-torch-compile', action='store_true')
+  b.add_argument('--json', default=None)
+  b.set_defaults(func=_bench)
 
   d = sub.add_parser('demo', help='synthetic video -> default model + tracker -> metrics')
   d.add_argument('--out', default='demo_out')

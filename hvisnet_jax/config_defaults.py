@@ -46,6 +46,9 @@ def inference_config() -> ml_collections.ConfigDict:
   c.nms_iou = 0.6
   c.max_detections = 100
   c.mask_thresh = 0.5
+  # Ours: an instance keeping under this share of its own mask in the non-overlapping label
+  # map is a duplicate of a higher-scoring one and is dropped (mask-level NMS); 0 disables.
+  c.min_visible_fraction = 0.5
   c.min_size = 512             # short side after resizing
   c.max_size = 736             # cap on the long side
   c.size_divisibility = 32
@@ -58,7 +61,8 @@ def train_config() -> ml_collections.ConfigDict:
       steps=90_000, batch_size=16, optimizer='sgd', lr=0.01, momentum=0.9,
       weight_decay=1e-4, warmup_steps=1000, warmup_factor=1e-3,
       decay_at=(8 / 12, 11 / 12), decay_factor=0.1, grad_clip=0.0, seed=0,
-      log_every=50, checkpoint_every=1000, keep_checkpoints=3))
+      log_every=50, checkpoint_every=1000, keep_checkpoints=3,
+      mesh_data=-1))         # devices on the data axis; -1 = all
 
 
 def data_config() -> ml_collections.ConfigDict:

@@ -12,12 +12,17 @@ from hvisnet_jax import train
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'directory for checkpoints and metrics')
+_MULTIHOST = flags.DEFINE_bool('multihost', False, 'call jax.distributed.initialize() first '
+                               '(Cloud TPU pods, multi-node GPU)')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if _MULTIHOST.value:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()
   logging.set_verbosity(logging.INFO)
   # orbax logs every file it writes at INFO; keep its warnings only.
   logging.get_absl_handler().addFilter(

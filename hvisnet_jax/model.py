@@ -95,7 +95,10 @@ class FCOSBlendHead(nn.Module):
         name=name)
     prior = -math.log((1 - h.prior_prob) / h.prior_prob)
     cls_logits = out_conv(self.cfg.num_classes, 'cls_logits', nn.initializers.constant(prior))
-    bbox_pred = out_conv(4, 'bbox_pred')
+    # Ours: bias 1 (boxes start one stride from the location on each side). With FCOS's zero
+    # bias the first boxes have ~zero area, a saddle of the GIoU loss where all its
+    # gradients vanish; training then depends on luck to leave it (seen on CPU runs).
+    bbox_pred = out_conv(4, 'bbox_pred', nn.initializers.ones)
     ctrness = out_conv(1, 'ctrness')
     top_layer = out_conv(bm.num_bases * bm.attn_size ** 2, 'top_layer')
     id_conv1 = conv(idc.channels, 3, use_bias=True, dtype=self.dtype, kernel_init=_head_init,

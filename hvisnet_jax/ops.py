@@ -117,12 +117,28 @@ def paste_masks(masks, boxes, height: int, width: int):
   return jax.vmap(one)(masks, boxes)
 
 
-def label_map(mask_probs, valid, threshold: float):
-  """(N, H, W) probabilities of score-sorted instances -> (H, W) int32 map.
+def label_map(mask_probs, valid, threshold: float, min_visible_fraction: float = 0.0):
+  """(N, H, W) probabilities of score-sorted instances -> ((H, W) int32 map, (N,) valid).
 
   Each pixel gets the index of the first (highest-scoring) valid instance whose
-  probability exceeds `threshold` there, or -1: masks never overlap.
+  probability exceeds `threshold` there, or -1: masks never overlap. With
+  min_visible_fraction > 0, an instance that keeps less than that fraction of its own mask
+  (a duplicate under a higher-scoring detection of the same person: mask-level NMS) is
+  invalidated and its pixels go to the next instance covering them.
   """
   covered = (mask_probs > threshold) & valid[:, None, None]
-  first = jnp.argmax(covered, axis=0).astype(jnp.int32)
-  return jnp.where(covered.any(axis=0), first, -1)
+
+  def assign(cov):
+    first = jnp.argmax(cov, axis=0).astype(jnp.int32)
+    return jnp.where(cov.any(axis=0), first, -1)
+
+  lm = assign(covered)
+  if min_visible_fraction <= 0:
+    return lm, valid & covered.any(axis=(1, 2))
+  own = covered.sum(axis=(1, 2))
+  n = mask_probs.shape[0]
+  visible = jnp.zeros((n,), jnp.int32).at[jnp.where(lm >= 0, lm, n).ravel()].add(
+      1, mode='drop')
+  keep = valid & (own > 0) & (visible >= min_visible_fraction * own)
+  lm = assign(covered & keep[:, None, None])
+  return lm, keep

@@ -82,9 +82,14 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
                        flat['top_feats'], flat['embedding'], outputs['bases'])
 
 
-def paste_and_label(mask_logits, boxes, valid, height: int, width: int, mask_thresh: float):
-  """Batched: paste each instance's mask into a (height, width) frame, then the label map."""
+def paste_and_label(mask_logits, boxes, valid, height: int, width: int, mask_thresh: float,
+                    min_visible_fraction: float = 0.0):
+  """Batched: paste each instance's mask into a (height, width) frame, then the label map.
+
+  Returns (label maps (B, H, W), valid (B, N)): instances with an empty mask, or a mostly
+  hidden duplicate (see ops.label_map), are no longer valid.
+  """
   def one(logits, bx, ok):
     probs = ops.paste_masks(jax.nn.sigmoid(logits), bx, height, width)
-    return ops.label_map(probs, ok, mask_thresh)
+    return ops.label_map(probs, ok, mask_thresh, min_visible_fraction)
   return jax.vmap(one)(mask_logits, boxes, valid)

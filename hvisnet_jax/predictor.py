@@ -73,8 +73,9 @@ class Predictor:
 
   Outputs (numpy, per frame; N = inference.max_detections, instances by descending score):
     boxes (N, 4) x1,y1,x2,y2 in frame pixels; scores (N,); embeddings (N, D), unit norm;
-    valid (N,) bool; label_map (H, W) int32, the index of the instance owning each pixel
-    or -1; mask_logits (N, R, R), the blender's output inside each box.
+    valid (N,) bool (a detection with an empty mask, or a duplicate hidden under a
+    higher-scoring one, is not valid); label_map (H, W) int32, the index of the instance
+    owning each pixel or -1; mask_logits (N, R, R), the blender's output inside each box.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, variables: Dict[str, Any]):
@@ -131,8 +132,9 @@ class Predictor:
     boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
     boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
     det['boxes'] = boxes
-    det['label_map'] = postprocess.paste_and_label(det['mask_logits'], boxes, det['valid'],
-                                                   h, w, icfg.mask_thresh)
+    det['label_map'], det['valid'] = postprocess.paste_and_label(
+        det['mask_logits'], boxes, det['valid'], h, w, icfg.mask_thresh,
+        icfg.get('min_visible_fraction', 0.0))
     return det
 
   # jit on a bound method hashes `self`; identity hashing keeps one cache per predictor.

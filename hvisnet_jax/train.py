@@ -25,6 +25,7 @@ import optax
 
 from hvisnet_jax import losses as losses_lib
 from hvisnet_jax import model as model_lib
+from hvisnet_jax import sharding as sharding_lib
 from hvisnet_jax import targets as targets_lib
 
 
@@ -93,6 +94,17 @@ def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}), extra={},
                     opt_state=tx.init(params))
+
+
+_JITTED_STEPS = {}
+
+
+def jitted_train_step(config):
+  """make_train_step under jit, cached per config: resuming in-process recompiles nothing."""
+  key = config.to_json(sort_keys=True)
+  if key not in _JITTED_STEPS:
+    _JITTED_STEPS[key] = jax.jit(make_train_step(config), donate_argnums=(0,))
+  return _JITTED_STEPS[key]
 
 
 def make_train_step(config):
@@ -235,17 +247,20 @@ def checkpoint_manager(workdir, tcfg):
 
 def save_checkpoint(mngr, state: TrainState):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  mngr.save(int(state.step), args=ocp.args.StandardSave(jax.device_get(state)))
+  mngr.save(int(state.step), args=ocp.args.StandardSave(state))
   mngr.wait_until_finished()
 
 
-def restore_checkpoint(mngr, state: TrainState) -> TrainState:
+def restore_checkpoint(mngr, state: TrainState, sharding=None) -> TrainState:
+  """Latest checkpoint into `state`'s structure, placed with `sharding` (any mesh size)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   step = mngr.latest_step()
   if step is None:
     return state
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype),
-                          state)
+  def spec(x):
+    sh = sharding if sharding is not None else getattr(x, 'sharding', None)
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sh)
+  abstract = jax.tree.map(spec, state)
   try:
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
   except (ValueError, KeyError) as e:
@@ -264,31 +279,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        source=None, stop_after: Optional[int] = None) -> TrainState:
   """Trains to config.train.steps (or until `stop_after` more steps) and returns the state."""
   tcfg = config.train
+  mesh = sharding_lib.make_mesh(tcfg.mesh_data)
+  sharding_lib.check_batch(tcfg.batch_size, mesh)
+  repl = sharding_lib.replicated(mesh)
   check_workdir_config(config, workdir)
   source = source or make_source(config)
   rng = jax.random.PRNGKey(tcfg.seed)
-  state = create_train_state(config, rng, source.num_ids, source.padded)
+  state = jax.device_put(create_train_state(config, rng, source.num_ids, source.padded), repl)
   mngr = checkpoint_manager(workdir, tcfg)
-  state = restore_checkpoint(mngr, state)
+  state = restore_checkpoint(mngr, state, repl)
   start = int(state.step)
   if start:
     logging.info('resumed from step %d in %s', start, workdir)
   writer = make_writer(workdir)
-  step_fn = jax.jit(make_train_step(config), donate_argnums=(0,))
+  step_fn = jitted_train_step(config)
   end = tcfg.steps if stop_after is None else min(tcfg.steps, start + stop_after)
   acc, t0 = [], time.perf_counter()
+  lo, hi = sharding_lib.local_slice(tcfg.batch_size)
   for step in range(start, end):
-    batch = source.batch(step, tcfg.batch_size, config.data.seed)
-    key = jax.random.fold_in(rng, step)
+    full = source.batch(step, tcfg.batch_size, config.data.seed)
+    batch = sharding_lib.global_batch_array({k: v[lo:hi] for k, v in full.items()}, mesh)
+    key = jax.device_put(jax.random.fold_in(rng, step), repl)
     state, parts = step_fn(state, batch, key)
     acc.append(parts)
     last = step + 1 == end
     if (step + 1) % tcfg.log_every == 0 or last or (step + 1) % tcfg.checkpoint_every == 0:
       host = jax.device_get(acc)
-      bad = [start + i for i, p in enumerate(host) if not bool(p['finite'])]
+      bad = [i for i, p in enumerate(host) if not bool(p['finite'])]
       if bad:
-        first_bad = step + 1 - len(host) + [i for i, p in enumerate(host)
-                                            if not bool(p['finite'])][0]
+        first_bad = step + 1 - len(host) + bad[0]
         writer.flush()
         raise NonFiniteLossError(
             f'non-finite loss or gradient at step {first_bad}; training stopped. The last good '

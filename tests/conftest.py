@@ -1,5 +1,13 @@
 """Shared fixtures: a tiny model initialised once per session, paths to ../shared/data."""
 import os
+import tempfile
+
+# XLA's persistent compilation cache, shared with the subprocesses some tests start (they
+# inherit the environment): a train step compiled once is loaded, not recompiled. Keys hash
+# the program, the jax version and the flags, so a cached entry is never a wrong one.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      os.path.join(tempfile.gettempdir(), 'hvisnet_jax_test_xla_cache'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 
 import jax
 import ml_collections

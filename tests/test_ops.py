@@ -118,5 +118,19 @@ def test_label_map_prefers_first_valid_instance():
   probs[0, :2] = 0.9        # top rows: instance 0 (highest score)
   probs[1, 1:3] = 0.9       # overlaps row 1 with instance 0
   probs[2] = 0.9            # invalid instance covering everything
-  lm = np.asarray(ops.label_map(probs, np.array([True, True, False]), 0.5))
-  np.testing.assert_array_equal(lm[:, 0], [0, 0, 1, -1])
+  lm, ok = ops.label_map(probs, np.array([True, True, False]), 0.5)
+  np.testing.assert_array_equal(np.asarray(lm)[:, 0], [0, 0, 1, -1])
+  np.testing.assert_array_equal(ok, [True, True, False])
+
+
+def test_label_map_drops_hidden_duplicates():
+  probs = np.zeros((3, 10, 10), np.float32)
+  probs[0, 2:8, 2:8] = 0.9       # 36 px, the best detection of a person
+  probs[1, 2:8, 3:8] = 0.8       # a duplicate: 30 px, all under instance 0
+  probs[2, 2:8, 6:10] = 0.9      # a neighbour: 24 px, 12 of them visible
+  lm, ok = ops.label_map(probs, np.ones(3, bool), 0.5, min_visible_fraction=0.5)
+  lm = np.asarray(lm)
+  np.testing.assert_array_equal(ok, [True, False, True])
+  assert (lm == 1).sum() == 0 and (lm == 2).sum() == 12 and (lm == 0).sum() == 36
+  lm0, ok0 = ops.label_map(probs, np.ones(3, bool), 0.5)      # disabled: duplicate stays
+  np.testing.assert_array_equal(ok0, [True, True, True])

@@ -59,9 +59,12 @@ def test_overfits_one_batch(tmp_path, source):
   one = _OneBatch(source, source.batch(0, 2, 0))
   train.train_and_evaluate(cfg, str(tmp_path), source=one)
   log = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
-  first, last = log[0]['loss'], log[-1]['loss']
-  assert last < first / 3, (first, last)
-  assert log[-1]['focal'] < log[0]['focal'] / 3 and log[-1]['mask'] < log[0]['mask']
+  first, last = log[0], log[-1]
+  # The total keeps a floor (the entropy of soft centerness targets, the triplet margin),
+  # so each learnable part is checked as well.
+  assert last['loss'] < first['loss'] / 2.5, (first, last)
+  for part, factor in (('focal', 20), ('giou', 2), ('mask', 5), ('semantic', 5), ('id_ce', 5)):
+    assert last[part] < first[part] / factor, (part, first[part], last[part])
 
 
 def test_resume_continues_exactly(tmp_path, source):
@@ -88,9 +91,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, source):
 
 
 def test_workdir_of_another_config_is_refused(tmp_path, source):
-  cfg = _config(steps=2)
-  train.train_and_evaluate(cfg, str(tmp_path), source=source)
-  other = _config(steps=2)
+  cfg = _config(steps=8)                       # the resume test's config: compiled already
+  train.train_and_evaluate(cfg, str(tmp_path), source=source, stop_after=1)
+  other = _config(steps=8)
   other.model.fpn_channels = 16
   with pytest.raises(train.ConfigMismatchError, match=r'model.fpn_channels: saved 32, now 16'):
     train.train_and_evaluate(other, str(tmp_path), source=source)
@@ -102,3 +105,18 @@ def test_main_names_an_unknown_config_key(tmp_path):
                       '--config.train.stepz=3'], capture_output=True, text=True, timeout=120)
   assert r.returncode != 0
   assert 'stepz' in r.stderr
+
+
+def test_frames_with_nobody_give_finite_losses(source):
+  cfg = _config(steps=8)
+  batch = source.batch(0, 2, 0)
+  batch['valid'][:] = False                          # nobody in either frame
+  batch['masks'][:] = False
+  batch['inner'][:] = np.nan
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+  new, parts = train.jitted_train_step(cfg)(state, batch, jax.random.PRNGKey(1))
+  assert bool(parts['finite'])
+  assert float(parts['num_pos']) == 0
+  for k in ('loss', 'focal', 'giou', 'mask', 'triplet', 'id_ce'):
+    assert np.isfinite(float(parts[k])), k
+  assert int(new.step) == 1

@@ -1,0 +1,88 @@
+"""Run in a subprocess by test_sharding.py (device count must be set before jax starts).
+
+  python tests/multidevice_helper.py step OUT.npz          # one step: 1 device vs the mesh
+  python tests/multidevice_helper.py train WORKDIR STEPS [STOP_AFTER]
+  python tests/multidevice_helper.py dump WORKDIR OUT.npz  # latest checkpoint's params
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from hvisnet_jax import config_defaults, sharding, synthetic_source, train  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config(steps=4):
+  cfg = config_defaults.load_config(os.path.join(REPO, 'configs', 'hvisnet_tiny.py'))
+  cfg.data.update(height=64, width=96, videos=2, frames=6, max_instances=6)
+  cfg.loss.update(mask_samples=4, id_negatives=4)
+  cfg.train.update(steps=steps, batch_size=8, optimizer='sgd', lr=0.01, warmup_steps=1,
+                   warmup_factor=1.0, log_every=2, checkpoint_every=2, grad_clip=0.0)
+  return cfg
+
+
+def source(cfg):
+  d = cfg.data
+  return synthetic_source.SyntheticSource(d.preset, d.videos, d.frames, d.height, d.width,
+                                          d.seed, d.max_instances)
+
+
+def flat(tree):
+  return {jax.tree_util.keystr(k): np.asarray(v)
+          for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def one_step(out):
+  cfg = config()
+  src = source(cfg)
+  batch_np = src.batch(0, 8, 0)
+  state0 = train.create_train_state(cfg, jax.random.PRNGKey(0), src.num_ids, src.padded)
+  step = jax.jit(train.make_train_step(cfg))
+  key = jax.random.PRNGKey(5)
+  # Single device: everything on device 0.
+  dev0 = jax.devices()[0]
+  s1, m1 = step(jax.device_put(state0, dev0), jax.device_put(batch_np, dev0), key)
+  # Mesh of all devices: replicated state, batch split along `data`.
+  mesh = sharding.make_mesh(-1)
+  s8, m8 = step(jax.device_put(state0, sharding.replicated(mesh)),
+                sharding.global_batch_array(batch_np, mesh),
+                jax.device_put(key, sharding.replicated(mesh)))
+  a, b = flat(s1.params), flat(s8.params)
+  bs_a, bs_b = flat(s1.batch_stats), flat(s8.batch_stats)
+  np.savez(out, devices=len(jax.devices()), loss1=float(m1['loss']), loss8=float(m8['loss']),
+           **{'p1' + k: v for k, v in a.items()}, **{'p8' + k: v for k, v in b.items()},
+           **{'b1' + k: v for k, v in bs_a.items()}, **{'b8' + k: v for k, v in bs_b.items()},
+           batch_sharded=len(sharding.global_batch_array(batch_np, mesh)['images'].sharding
+                             .device_set))
+
+
+def run_train(workdir, steps, stop_after=None):
+  cfg = config(steps)
+  train.train_and_evaluate(cfg, workdir, source=source(cfg),
+                           stop_after=None if stop_after is None else int(stop_after))
+
+
+def dump(workdir, out):
+  cfg = config()
+  src = source(cfg)
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), src.num_ids, src.padded)
+  mesh = sharding.make_mesh(-1)
+  state = train.restore_checkpoint(train.checkpoint_manager(workdir, cfg.train),
+                                   jax.device_put(state, sharding.replicated(mesh)),
+                                   sharding.replicated(mesh))
+  np.savez(out, step=int(state.step), devices=len(jax.devices()), **flat(state.params))
+
+
+if __name__ == '__main__':
+  cmd = sys.argv[1]
+  if cmd == 'step':
+    one_step(sys.argv[2])
+  elif cmd == 'train':
+    run_train(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
+  elif cmd == 'dump':
+    dump(sys.argv[2], sys.argv[3])
