@@ -7,8 +7,8 @@ inside --out and moved into place only when the run completes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +20,24 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from hvisnet_jax import evaluation, tracker as tracker_lib, video as video_lib
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str):
+  """Yields a temporary folder inside out_dir; only if the block completes do its entries
+  move into out_dir (replacing older ones). An interrupted run leaves no complete-looking
+  files behind."""
+  os.makedirs(out_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
+  try:
+    yield tmp
+    for entry in os.listdir(tmp):
+      dst = os.path.join(out_dir, entry)
+      if os.path.isdir(dst):
+        shutil.rmtree(dst)
+      os.replace(os.path.join(tmp, entry), dst)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 class TrackResult:
@@ -129,10 +147,10 @@ def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
                  save_masks: bool = False, progress: bool = True,
                  tracker_config=None) -> Dict:
   """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/."""
-  os.makedirs(out_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
-  writer = None
-  try:
+  with staged_output(out_dir) as tmp:
+    writer = None
+    fps = _source_fps(source)
+
     def on_frame(idx, frame, id_map, boxes):
       nonlocal writer
       if save_video:
@@ -145,27 +163,18 @@ def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
             d = os.path.join(tmp, 'masks', f'{int(tid):04d}')
             os.makedirs(d, exist_ok=True)
             cv2.imwrite(os.path.join(d, f'{idx:05d}.png'), (id_map == tid).astype(np.uint8) * 255)
-    fps = _source_fps(source)
-    result, stats = track_source(source, predictor, tracker_config, on_frame, progress)
-    if writer is not None:
-      writer.close()
-      writer = None
-    name = _source_name(source)
-    evaluation.write_mots_txt(os.path.join(tmp, 'tracks.txt'), result.sequence(name))
+    try:
+      result, stats = track_source(source, predictor, tracker_config, on_frame, progress)
+    finally:
+      if writer is not None:
+        writer.close()
+    evaluation.write_mots_txt(os.path.join(tmp, 'tracks.txt'),
+                              result.sequence(_source_name(source)))
     with open(os.path.join(tmp, 'results.json'), 'w') as f:
       json.dump(result.ytvis_results(), f)
     with open(os.path.join(tmp, 'stats.json'), 'w') as f:
       json.dump(stats, f, indent=2)
-    for entry in os.listdir(tmp):
-      dst = os.path.join(out_dir, entry)
-      if os.path.isdir(dst):
-        shutil.rmtree(dst)
-      os.replace(os.path.join(tmp, entry), dst)
-    return dict(stats, result=result)
-  finally:
-    if writer is not None:
-      writer.abort()
-    shutil.rmtree(tmp, ignore_errors=True)
+  return dict(stats, result=result)
 
 
 def _source_fps(source) -> float:
@@ -189,9 +198,7 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
   from hvisnet_jax import predictor as predictor_lib, synth  # pylint: disable=g-import-not-at-top
   predictor = predictor or predictor_lib.Predictor.from_export()
   video = synth.render_video(seed, 0, frames, height, width, preset)
-  os.makedirs(out_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
-  try:
+  with staged_output(out_dir) as tmp:
     vw = video_lib.VideoWriter(os.path.join(tmp, 'input.mp4'), 10.0, (height, width))
     for f in video.frames:
       vw.write(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
@@ -214,12 +221,5 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
     metrics = evaluation.evaluate_mots({video.name: gt}, {video.name: pred})
     with open(os.path.join(tmp, 'metrics.json'), 'w') as f:
       json.dump(metrics, f, indent=2)
-    for entry in os.listdir(tmp):
-      dst = os.path.join(out_dir, entry)
-      if os.path.isdir(dst):
-        shutil.rmtree(dst)
-      os.replace(os.path.join(tmp, entry), dst)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
   stats = {k: v for k, v in res.items() if k != 'result'}
   return dict(metrics=metrics, stats=stats)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import cv2
@@ -138,9 +136,8 @@ def extract_person_to_dir(source, predictor, trajectories: str, homography: str,
 
 def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dict:
   from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
-  os.makedirs(out_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
-  try:
+  from hvisnet_jax import app  # pylint: disable=g-import-not-at-top
+  with app.staged_output(out_dir) as tmp:
     seq = evaluation.Sequence.empty(f'person{pid}', len(result.frames), result.height,
                                     result.width)
     os.makedirs(os.path.join(tmp, 'masks'))
@@ -153,11 +150,4 @@ def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dic
                    track_ids={str(f): t for f, t in sorted(chosen.items())})
     with open(os.path.join(tmp, 'summary.json'), 'w') as fh:
       json.dump(summary, fh, indent=1)
-    for entry in os.listdir(tmp):
-      dst = os.path.join(out_dir, entry)
-      if os.path.isdir(dst):
-        shutil.rmtree(dst)
-      os.replace(os.path.join(tmp, entry), dst)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
   return summary

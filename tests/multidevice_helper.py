@@ -3,6 +3,7 @@
   python tests/multidevice_helper.py step OUT.npz          # one step: 1 device vs the mesh
   python tests/multidevice_helper.py train WORKDIR STEPS [STOP_AFTER]
   python tests/multidevice_helper.py dump WORKDIR OUT.npz  # latest checkpoint's params
+  python tests/multidevice_helper.py train_dump WORKDIR STEPS OUT.npz
 """
 import os
 import sys
@@ -54,7 +55,9 @@ def one_step(out):
                 jax.device_put(key, sharding.replicated(mesh)))
   a, b = flat(s1.params), flat(s8.params)
   bs_a, bs_b = flat(s1.batch_stats), flat(s8.batch_stats)
+  p0 = flat(state0.params)
   np.savez(out, devices=len(jax.devices()), loss1=float(m1['loss']), loss8=float(m8['loss']),
+           **{'p0' + k: v for k, v in p0.items()},
            **{'p1' + k: v for k, v in a.items()}, **{'p8' + k: v for k, v in b.items()},
            **{'b1' + k: v for k, v in bs_a.items()}, **{'b8' + k: v for k, v in bs_b.items()},
            batch_sharded=len(sharding.global_batch_array(batch_np, mesh)['images'].sharding
@@ -86,3 +89,6 @@ if __name__ == '__main__':
     run_train(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
   elif cmd == 'dump':
     dump(sys.argv[2], sys.argv[3])
+  elif cmd == 'train_dump':                  # WORKDIR STEPS OUT: train, then dump, one process
+    run_train(sys.argv[2], int(sys.argv[3]))
+    dump(sys.argv[2], sys.argv[4])
