@@ -7,7 +7,6 @@ against a matmul rate measured on the same device (the practical ceiling).
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time

@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 
 def _convert_torch(args) -> int:
@@ -83,7 +82,7 @@ def _eval(args) -> int:
     else:
       gt, pred = evaluation.read_mots(args.gt, args.kitti), evaluation.read_mots(args.pred, args.kitti)
       if len(gt) == 1 and len(pred) == 1 and os.path.isfile(args.gt) and os.path.isfile(args.pred):
-        (name, g), (_, p) = next(iter(gt.items())), next(iter(pred.items()))
+        name, p = next(iter(gt)), next(iter(pred.values()))
         pred = {name: p}        # two single files pair up whatever their names
     result = evaluation.evaluate_mots(gt, pred, resolve=args.resolve_overlaps)
     print(evaluation.format_table(result))

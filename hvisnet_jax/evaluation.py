@@ -436,7 +436,7 @@ def evaluate_mots(gt: Dict[str, Sequence], pred: Dict[str, Sequence],
             f'{p.source}: predicted masks overlap in sequence {name}, frame {t + 1} (ids {a} '
             f'and {b}); {len(clash)} overlapping pair(s) in all. MOTS needs disjoint masks: '
             'pass --resolve-overlaps to keep the higher-scoring (or earlier-listed) instance')
-    clash = [c for c in find_overlaps(g)]
+    clash = find_overlaps(g)
     if clash:
       t, a, b = clash[0]
       raise EvalInputError(f'{g.source}: ground-truth masks overlap in sequence {name}, '

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict
 
 import jax
 import jax.numpy as jnp

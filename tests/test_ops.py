@@ -1,6 +1,5 @@
 """NMS, RoIAlign and pasting against straightforward NumPy references."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
