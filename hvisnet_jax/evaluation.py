@@ -278,36 +278,34 @@ def read_ytvis(gt_path: str, pred_path: str):
                                    with_scores=True)
   for i, ann in enumerate(gt['annotations']):
     where = f'{gt_path}: annotations[{i}] (id {ann.get("id")})'
-    if ann.get('video_id') not in videos:
-      raise EvalInputError(f'{where}: video_id {ann.get("video_id")} is not in "videos"')
-    if ann.get('category_id') != person:
-      continue
-    name, n, h, w = videos[ann['video_id']]
-    segs = ann.get('segmentations') or []
-    if len(segs) != n:
-      raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
     cls = IGNORE if ann.get('iscrowd') else PEDESTRIAN
-    for t, seg in enumerate(segs):
-      if seg is not None:
-        gts[ann['video_id']].add(t, int(ann['id']) if cls == PEDESTRIAN else 10000 + i,
-                                 _ytvis_rle(seg, h, w, f'{where} frame {t}'), cls)
+    obj = int(ann['id']) if cls == PEDESTRIAN else 10000 + i
+    for vid, t, rle in _ytvis_masks(ann, where, videos, person, '"videos"'):
+      gts[vid].add(t, obj, rle, cls)
   for i, res in enumerate(preds):
-    where = f'{pred_path}: [{i}]'
-    if res.get('video_id') not in videos:
-      raise EvalInputError(f'{where}: video_id {res.get("video_id")} is not in the ground truth')
-    if res.get('category_id') != person:
-      continue
-    name, n, h, w = videos[res['video_id']]
-    segs = res.get('segmentations') or []
-    if len(segs) != n:
-      raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
-    for t, seg in enumerate(segs):
-      if seg is not None:
-        outs[res['video_id']].add(t, i + 1, _ytvis_rle(seg, h, w, f'{where} frame {t}'),
-                                  PEDESTRIAN, float(res.get('score', 1.0)))
+    for vid, t, rle in _ytvis_masks(res, f'{pred_path}: [{i}]', videos, person,
+                                    'the ground truth'):
+      outs[vid].add(t, i + 1, rle, PEDESTRIAN, float(res.get('score', 1.0)))
   for vid in videos:      # merge crowd regions into one ignore region per frame later
     _merge_ignore(gts[vid])
   return ({s.name: s for s in gts.values()}, {s.name: s for s in outs.values()})
+
+
+def _ytvis_masks(record, where, videos, person, videos_source):
+  """Yields (video_id, frame, RLE) of one YouTube-VIS record of the person category,
+  checking its video id and its per-frame segmentation count."""
+  if record.get('video_id') not in videos:
+    raise EvalInputError(f'{where}: video_id {record.get("video_id")} is not in '
+                         f'{videos_source}')
+  if record.get('category_id') != person:
+    return
+  _, n, h, w = videos[record['video_id']]
+  segs = record.get('segmentations') or []
+  if len(segs) != n:
+    raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
+  for t, seg in enumerate(segs):
+    if seg is not None:
+      yield record['video_id'], t, _ytvis_rle(seg, h, w, f'{where} frame {t}')
 
 
 def _merge_ignore(seq: Sequence) -> None:
