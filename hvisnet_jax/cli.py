@@ -106,6 +106,30 @@ def _synth(args) -> int:
   return 0
 
 
+def _build_dataset(args) -> int:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')      # keep TF's start-up chatter out
+  from data_pipelines import builders  # pylint: disable=g-import-not-at-top  (needs tensorflow)
+  splits = {}
+  for item in args.split or []:
+    name, sep, path = item.partition('=')
+    if not sep or not name or not path:
+      raise ValueError(f'--split must be NAME=PATH (relative to --source), got {item!r}')
+    splits[name] = path
+  classes = [int(c) for c in args.classes.split(',')]
+  b = builders.build(args.format, args.source, args.out, splits=splits or None,
+                     images=args.images, categories=args.categories.split(','), classes=classes,
+                     clip_length=args.clip_length, config_name=args.name)
+  meta = b.info.metadata
+  for split, info in sorted(b.info.splits.items()):
+    skips = meta.get('skips', {}).get(split) or {}
+    print(f'{split}: {info.num_examples} clips, {meta["num_ids"][split]} identities; skipped: '
+          + (', '.join(f'{v} {k.replace("_", " ")}' for k, v in sorted(skips.items()))
+             or 'nothing'))
+  print(f'dataset in {b.data_dir}; train on it with --config.data.source=tfds '
+        f'--config.data.tfds_dir={b.data_dir}')
+  return 0
+
+
 def _bench(args) -> int:
   from hvisnet_jax import bench  # pylint: disable=g-import-not-at-top
   res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
@@ -167,6 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
   y.add_argument('--seed', type=int, default=0)
   y.add_argument('--quiet', action='store_true')
   y.set_defaults(func=_synth)
+
+  g = sub.add_parser('build-dataset', help='YouTube-VIS / COCO / MOTS directory -> TFDS dataset '
+                     'with precomputed inner centers')
+  g.add_argument('--format', choices=['ytvis', 'coco', 'mots'], required=True)
+  g.add_argument('--source', required=True, help='directory holding annotations and images '
+                 '(TFDS manual_dir)')
+  g.add_argument('--out', required=True, help='TFDS data_dir to write into')
+  g.add_argument('--split', action='append', metavar='NAME=PATH',
+                 help='annotation JSON (ytvis/coco) or sequence directory (mots) of a split, '
+                 'relative to --source; repeatable. Default: train=annotations.json (mots: '
+                 'train=.)')
+  g.add_argument('--images', default='', help='image root relative to --source (default: '
+                 'JPEGImages/ or the JSON directory)')
+  g.add_argument('--categories', default='person', help='comma-separated category names kept')
+  g.add_argument('--classes', default='2', help='MOTS class ids kept (10 is always ignore)')
+  g.add_argument('--clip-length', type=int, default=0,
+                 help='cut videos into clips of at most this many frames (mots default 32)')
+  g.add_argument('--name', default='person', help='TFDS config name (one per source variant)')
+  g.set_defaults(func=_build_dataset)
 
   sub.add_parser('train', help='train: hvisnet train --config=configs/X.py --workdir=DIR '
                  '[--config.train.steps=N ...]', add_help=False)

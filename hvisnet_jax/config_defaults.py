@@ -66,9 +66,14 @@ def train_config() -> ml_collections.ConfigDict:
 
 
 def data_config() -> ml_collections.ConfigDict:
+  """source 'synthetic' renders videos in NumPy; 'tfds' reads `hvisnet build-dataset` output."""
   return ml_collections.ConfigDict(dict(
-      source='synthetic', preset='easy', videos=24, frames=40, height=240, width=320, seed=0,
-      max_instances=16))
+      source='synthetic', seed=0, max_instances=16,
+      # synthetic source
+      preset='easy', videos=24, frames=40, height=240, width=320,
+      # tfds source (data_pipelines/pipeline.py)
+      tfds_dir='', split='train', scales=tuple(range(256, 609, 32)), max_size=1024,
+      pad_size=(608, 1024), flip=True, pair_gap=8, shuffle_buffer=256))
 
 
 def targets_config() -> ml_collections.ConfigDict:

@@ -216,7 +216,7 @@ def write_mots_txt(path: str, seq: Sequence) -> None:
   os.replace(tmp, path)
 
 
-def _load_json(path: str):
+def load_json(path: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such file')
   try:
@@ -236,7 +236,16 @@ def _person_category(gt: dict, path: str) -> int:
   raise EvalInputError(f'{path}: no category named "person" among {len(cats)} categories')
 
 
-def _ytvis_rle(seg, h, w, where):
+def segmentation_rle(seg, h, w, where):
+  """A COCO / YouTube-VIS segmentation (polygons, RLE or compressed RLE) -> checked RLE.
+
+  Polygons too short to enclose anything (fewer than 3 points) give an empty mask, which
+  callers can count and skip; a size that disagrees with the image's is an error.
+  """
+  if isinstance(seg, list):
+    seg = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+    if not seg:
+      return mask_utils.encode(np.zeros((h, w), np.uint8, order='F'))
   if isinstance(seg, dict) and isinstance(seg.get('counts'), list):
     rle = mask_utils.frPyObjects(seg, h, w)              # uncompressed RLE
   elif isinstance(seg, dict) and isinstance(seg.get('counts'), (str, bytes)):
@@ -249,7 +258,7 @@ def _ytvis_rle(seg, h, w, where):
                          f'{type(seg).__name__}')
   if list(rle['size']) != [h, w]:
     raise EvalInputError(f'{where}: mask size {rle["size"][0]}x{rle["size"][1]} differs from '
-                         f'the video size {h}x{w}')
+                         f'the image size {h}x{w}')
   _check_rle(rle, where)
   return rle
 
@@ -260,8 +269,8 @@ def read_ytvis(gt_path: str, pred_path: str):
   Person annotations become class 2, crowd person annotations ignore regions (class 10);
   each result becomes one track with its score.
   """
-  gt = _load_json(gt_path)
-  preds = _load_json(pred_path)
+  gt = load_json(gt_path)
+  preds = load_json(pred_path)
   if not isinstance(gt, dict) or 'videos' not in gt or 'annotations' not in gt:
     raise EvalInputError(f'{gt_path}: expected YouTube-VIS ground truth with "videos" and '
                          '"annotations"')
@@ -305,7 +314,7 @@ def _ytvis_masks(record, where, videos, person, videos_source):
     raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
   for t, seg in enumerate(segs):
     if seg is not None:
-      yield record['video_id'], t, _ytvis_rle(seg, h, w, f'{where} frame {t}')
+      yield record['video_id'], t, segmentation_rle(seg, h, w, f'{where} frame {t}')
 
 
 def _merge_ignore(seq: Sequence) -> None:
@@ -465,12 +474,12 @@ def evaluate_coco(gt_path, results, category: str = 'person') -> Dict[str, float
   import io  # pylint: disable=g-import-not-at-top
   from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top
   from pycocotools.cocoeval import COCOeval  # pylint: disable=g-import-not-at-top
-  gt_json = _load_json(gt_path) if isinstance(gt_path, str) else gt_path
+  gt_json = load_json(gt_path) if isinstance(gt_path, str) else gt_path
   gt_path = gt_path if isinstance(gt_path, str) else '<ground truth>'
   if not isinstance(gt_json, dict) or 'annotations' not in gt_json or 'images' not in gt_json:
     raise EvalInputError(f'{gt_path}: expected COCO ground truth with "images" and '
                          '"annotations"')
-  res = _load_json(results) if isinstance(results, str) else results
+  res = load_json(results) if isinstance(results, str) else results
   where = results if isinstance(results, str) else '<results>'
   if not isinstance(res, list):
     raise EvalInputError(f'{where}: expected a COCO results list')

@@ -153,7 +153,10 @@ def make_source(config):
     from hvisnet_jax import synthetic_source  # pylint: disable=g-import-not-at-top
     return synthetic_source.SyntheticSource(d.preset, d.videos, d.frames, d.height, d.width,
                                             d.seed, d.max_instances)
-  raise ValueError(f"data.source {d.source!r} is not available; 'synthetic' is built in")
+  if d.source == 'tfds':
+    from data_pipelines import pipeline  # pylint: disable=g-import-not-at-top
+    return pipeline.TfdsSource(d, config.train.batch_size)
+  raise ValueError(f"data.source must be 'synthetic' or 'tfds', got {d.source!r}")
 
 
 # --------------------------------------------------------------------------- writers
@@ -296,8 +299,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   acc, t0 = [], time.perf_counter()
   lo, hi = sharding_lib.local_slice(tcfg.batch_size)
   for step in range(start, end):
-    full = source.batch(step, tcfg.batch_size, config.data.seed)
-    batch = sharding_lib.global_batch_array({k: v[lo:hi] for k, v in full.items()}, mesh)
+    local = source.batch(step, tcfg.batch_size, config.data.seed)
+    if not getattr(source, 'process_local', False):      # the source gave the global batch
+      local = {k: v[lo:hi] for k, v in local.items()}
+    batch = sharding_lib.global_batch_array(local, mesh)
     key = jax.device_put(jax.random.fold_in(rng, step), repl)
     state, parts = step_fn(state, batch, key)
     acc.append(parts)

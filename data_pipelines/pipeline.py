@@ -1,0 +1,209 @@
+"""The training input pipeline: a built TFDS dataset -> fixed-shape batches for the trainer.
+
+Per host: this process's share of the split (tfds.even_splits by process_index /
+process_count, so hosts see disjoint clips), repeated and shuffled with a fixed seed. Each
+clip gives a frame pair (t0, t1 within `pair_gap` frames; an image gives itself twice) for
+the identity loss. Each frame is decoded, resized so its short side is one of `scales`
+(long side capped at `max_size`, and shrunk further if needed to fit `pad_size`), flipped
+with probability 0.5 (masks, boxes and centers flipped with it), and padded: the image to
+pad_size, the instances to max_instances with a `valid` mask. Crowd / ignore instances are
+not trained on. Random choices are stateless functions of (seed, process, pair index), and a
+run resumed at step s skips the first s batches of the same stream, so resuming reproduces
+the uninterrupted stream exactly.
+
+Batch layout is the synthetic source's (hvisnet_jax/synthetic_source.py): images (B,H,W,3)
+uint8, boxes (B,M,4), masks (B,M,H,W) bool, inner / centroid (B,M,2) (NaN when absent),
+ids (B,M) int32 global identity (0 = padding), valid (B,M) bool. Frames 2i and 2i+1 are a pair.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterator, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from data_pipelines import records as records_lib
+
+_SKIP_DECODING = {'frames': tfds.decode.SkipDecoding(),
+                  'instances': {'mask': tfds.decode.SkipDecoding()}}
+
+
+def find_dataset_dir(path: str) -> str:
+  """The versioned dataset directory at or under `path` (the one holding dataset_info.json)."""
+  if os.path.isfile(os.path.join(path, 'dataset_info.json')):
+    return path
+  found = []
+  for dirpath, dirnames, filenames in os.walk(path):
+    dirnames[:] = [d for d in dirnames if not d.startswith('incomplete')]
+    if 'dataset_info.json' in filenames:
+      found.append(dirpath)
+  if not found:
+    raise FileNotFoundError(f'{path}: no built TFDS dataset (dataset_info.json) found; build one '
+                            'with `hvisnet build-dataset`')
+  if len(found) > 1:
+    raise ValueError(f'{path} holds {len(found)} datasets ({", ".join(sorted(found))}); point '
+                     'data.tfds_dir at one of them')
+  return found[0]
+
+
+def load_builder(path: str) -> tfds.core.DatasetBuilder:
+  return tfds.builder_from_directory(find_dataset_dir(path))
+
+
+def num_identities(builder, split: str) -> int:
+  ids = builder.info.metadata.get('num_ids', {})
+  if split not in ids:
+    raise records_lib.DataInputError(
+        f'{builder.data_dir}: no split {split!r} (splits: {sorted(ids) or "none"}); was it '
+        'built with hvisnet build-dataset?')
+  return int(ids[split])
+
+
+def _check_config(dcfg, max_instances: int) -> None:
+  ph, pw = dcfg.pad_size
+  if ph % 32 or pw % 32:
+    raise ValueError(f'data.pad_size {tuple(dcfg.pad_size)} must be multiples of 32 (the '
+                     'network stride)')
+  if not dcfg.scales or min(dcfg.scales) < 32:
+    raise ValueError(f'data.scales must be short-side sizes >= 32, got {dcfg.scales}')
+  if max_instances < 1:
+    raise ValueError(f'data.max_instances must be >= 1, got {max_instances}')
+
+
+def frame_fn(dcfg, max_instances: int):
+  """(example, t, flip, scale index) -> one padded training frame."""
+  pad_h, pad_w = (int(x) for x in dcfg.pad_size)
+  scales = tf.constant([float(s) for s in dcfg.scales], tf.float32)
+  max_size = float(dcfg.max_size)
+  m = max_instances
+
+  def fn(ex, t, flip, scale_index):
+    img = tf.io.decode_image(ex['frames'][t], channels=3, expand_animations=False)
+    hw = tf.cast(tf.shape(img)[:2], tf.float32)
+    s = tf.reduce_min(tf.stack([scales[scale_index] / tf.reduce_min(hw),
+                                max_size / tf.reduce_max(hw), pad_h / hw[0], pad_w / hw[1]]))
+    nh = tf.minimum(tf.cast(tf.round(hw[0] * s), tf.int32), pad_h)
+    nw = tf.minimum(tf.cast(tf.round(hw[1] * s), tf.int32), pad_w)
+    sy, sx = tf.cast(nh, tf.float32) / hw[0], tf.cast(nw, tf.float32) / hw[1]
+    img = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, (nh, nw))), 0, 255), tf.uint8)
+
+    inst = ex['instances']
+    sel = tf.where(tf.equal(inst['frame'], tf.cast(t, tf.int32)) & ~inst['crowd'])[:m, 0]
+    n = tf.shape(sel)[0]
+    masks = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
+                      fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+    masks = tf.image.resize(masks, (nh, nw), method='nearest')[..., 0] > 0
+    box = tf.gather(inst['box'], sel) * tf.stack([sx, sy, sx, sy])
+    inner = tf.gather(inst['inner_center'], sel) * tf.stack([sx, sy])
+    cen = tf.gather(inst['centroid'], sel) * tf.stack([sx, sy])
+    ids = tf.cast(tf.gather(inst['id'], sel), tf.int32)
+
+    w = tf.cast(nw, tf.float32)
+
+    def flipped():
+      return (img[:, ::-1], masks[:, :, ::-1],
+              tf.stack([w - box[:, 2], box[:, 1], w - box[:, 0], box[:, 3]], axis=1),
+              tf.stack([w - inner[:, 0], inner[:, 1]], axis=1),
+              tf.stack([w - cen[:, 0], cen[:, 1]], axis=1))
+    img, masks, box, inner, cen = tf.cond(flip, flipped, lambda: (img, masks, box, inner, cen))
+
+    rows = [[0, m - n], [0, 0]]
+    out = dict(
+        images=tf.pad(img, [[0, pad_h - nh], [0, pad_w - nw], [0, 0]]),
+        masks=tf.pad(masks, [[0, m - n], [0, pad_h - nh], [0, pad_w - nw]]),
+        boxes=tf.pad(box, rows),
+        inner=tf.pad(inner, rows, constant_values=np.nan),
+        centroid=tf.pad(cen, rows, constant_values=np.nan),
+        ids=tf.pad(ids, [[0, m - n]]),
+        valid=tf.range(m) < n)
+    shapes = dict(images=(pad_h, pad_w, 3), masks=(m, pad_h, pad_w), boxes=(m, 4), inner=(m, 2),
+                  centroid=(m, 2), ids=(m,), valid=(m,))
+    return {k: tf.ensure_shape(v, shapes[k]) for k, v in out.items()}
+  return fn
+
+
+def pair_fn(dcfg, max_instances: int, seed: int, process_index: int):
+  """(pair index, clip) -> two frames of the clip, stacked; randomness keyed by the index."""
+  frame = frame_fn(dcfg, max_instances)
+  gap, n_scales = int(dcfg.pair_gap), len(dcfg.scales)
+
+  def fn(i, ex):
+    r = tf.random.stateless_uniform([6], seed=tf.stack([tf.constant(seed, tf.int64) * 65_537 +
+                                                        process_index, i]))
+    length = tf.shape(ex['frames'])[0]
+    t0 = tf.minimum(tf.cast(r[0] * tf.cast(length, tf.float32), tf.int32), length - 1)
+    t1 = tf.clip_by_value(t0 + tf.cast(r[1] * (2 * gap + 1), tf.int32) - gap, 0, length - 1)
+    flips = (r[2:4] < 0.5) & bool(dcfg.flip)
+    sc = tf.minimum(tf.cast(r[4:6] * n_scales, tf.int32), n_scales - 1)
+    a, b = frame(ex, t0, flips[0], sc[0]), frame(ex, t1, flips[1], sc[1])
+    return {k: tf.stack([a[k], b[k]]) for k in a}
+  return fn
+
+
+def train_dataset(builder, dcfg, local_batch: int, seed: int, start_step: int = 0,
+                  process_index: Optional[int] = None,
+                  process_count: Optional[int] = None) -> tf.data.Dataset:
+  """This host's infinite stream of training batches of `local_batch` frames."""
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index, process_count = jax.process_index(), jax.process_count()
+  if local_batch % 2:
+    raise ValueError(f'the per-host batch must be even (frame pairs), got {local_batch}')
+  _check_config(dcfg, dcfg.max_instances)
+  num_examples = builder.info.splits[dcfg.split].num_examples
+  if num_examples < process_count:
+    raise ValueError(f'{builder.data_dir}: split {dcfg.split!r} has {num_examples} clips, '
+                     f'fewer than the {process_count} hosts')
+  split = tfds.even_splits(dcfg.split, n=process_count, drop_remainder=True)[process_index]
+  ds = builder.as_dataset(split=split, shuffle_files=True, decoders=_SKIP_DECODING,
+                          read_config=tfds.ReadConfig(shuffle_seed=seed))
+  pairs = local_batch // 2
+  ds = ds.repeat().shuffle(int(dcfg.shuffle_buffer), seed=seed).enumerate()
+  ds = ds.skip(start_step * pairs)
+  ds = ds.map(pair_fn(dcfg, dcfg.max_instances, seed, process_index),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.batch(pairs, drop_remainder=True)
+  ds = ds.map(lambda b: {k: tf.reshape(v, [local_batch] + v.shape[2:].as_list())
+                         for k, v in b.items()})
+  opts = tf.data.Options()
+  opts.deterministic = True
+  return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)
+
+
+class TfdsSource:
+  """The trainer's data source over a built TFDS dataset (see train.make_source).
+
+  `batch(step, ...)` returns this process's rows of the global batch as NumPy arrays;
+  consecutive steps read one iterator, any other step restarts the stream at that step.
+  """
+
+  process_local = True
+
+  def __init__(self, dcfg, global_batch: int, process_index: Optional[int] = None,
+               process_count: Optional[int] = None):
+    tf.config.set_visible_devices([], 'GPU')     # the accelerator belongs to JAX
+    if process_index is None or process_count is None:
+      import jax  # pylint: disable=g-import-not-at-top
+      process_index, process_count = jax.process_index(), jax.process_count()
+    if not dcfg.tfds_dir:
+      raise ValueError("data.source is 'tfds' but data.tfds_dir is empty; set it to a dataset "
+                       'built with `hvisnet build-dataset`')
+    self.dcfg, self.builder = dcfg, load_builder(dcfg.tfds_dir)
+    self.num_ids = num_identities(self.builder, dcfg.split)
+    self.padded = tuple(int(x) for x in dcfg.pad_size)
+    self.max_instances = int(dcfg.max_instances)
+    self.local_batch = global_batch // process_count
+    self.process = (process_index, process_count)
+    self._it: Optional[Iterator] = None
+    self._next = -1
+
+  def batch(self, step: int, batch_size: int, seed: int) -> Dict[str, np.ndarray]:
+    del batch_size                       # fixed at construction (per-host share)
+    if self._it is None or step != self._next:
+      ds = train_dataset(self.builder, self.dcfg, self.local_batch, seed, start_step=step,
+                         process_index=self.process[0], process_count=self.process[1])
+      self._it = iter(tfds.as_numpy(ds))
+    self._next = step + 1
+    return next(self._it)
