@@ -92,9 +92,13 @@ def frame_fn(dcfg, max_instances: int):
     inst = ex['instances']
     sel = tf.where(tf.equal(inst['frame'], tf.cast(t, tf.int32)) & ~inst['crowd'])[:m, 0]
     n = tf.shape(sel)[0]
-    masks = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
-                      fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
-    masks = tf.image.resize(masks, (nh, nw), method='nearest')[..., 0] > 0
+
+    def decode_masks():
+      pngs = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
+                       fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+      return tf.image.resize(pngs, (nh, nw), method='nearest')[..., 0] > 0
+    # A frame with nobody in it (people left the scene) trains as background.
+    masks = tf.cond(n > 0, decode_masks, lambda: tf.zeros([0, nh, nw], tf.bool))
     box = tf.gather(inst['box'], sel) * tf.stack([sx, sy, sx, sy])
     inner = tf.gather(inst['inner_center'], sel) * tf.stack([sx, sy])
     cen = tf.gather(inst['centroid'], sel) * tf.stack([sx, sy])

@@ -144,6 +144,11 @@ def test_flip_keeps_image_masks_boxes_and_centers_aligned(built):
       x, y = out['inner'][k]
       assert out['masks'][k, int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].any()
   assert np.isnan(a['inner'][~valid]).all() and not a['masks'][~valid].any()
+  # A frame with nobody in it is all background.
+  empty = dict(ex, instances=dict(ex['instances'], frame=ex['instances']['frame'] + 1))
+  e = tfds.as_numpy(fn(empty, 0, tf.constant(True), 0))
+  assert not e['valid'].any() and not e['masks'].any()
+  np.testing.assert_array_equal(e['images'], b['images'])
 
 
 def test_two_hosts_see_disjoint_clips(built):
