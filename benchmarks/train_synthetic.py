@@ -15,12 +15,11 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import time
 
 import jax
 
-from hvisnet_jax import config_defaults, convert_torch, predictor, synthetic_eval, train
+from hvisnet_jax import config_defaults, predictor, synthetic_eval, train
 
 
 def _apply_override(config, text):
@@ -87,15 +86,8 @@ def main():
     json.dump(result, f, indent=2)
   os.replace(a.out + '.tmp', a.out)
   if a.export:
-    tmp = a.export.rstrip('/') + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    convert_torch.save_variables(os.path.join(tmp, 'variables'), variables)
-    with open(os.path.join(tmp, 'config.json'), 'w') as f:
-      f.write(config.to_json(indent=2, sort_keys=True))
-    shutil.copy(os.path.join(a.workdir, 'metrics.jsonl'), os.path.join(tmp, 'train_log.jsonl'))
-    shutil.rmtree(a.export, ignore_errors=True)
-    os.replace(tmp, a.export)
+    pred.export(
+        a.export, train_log=os.path.join(a.workdir, 'metrics.jsonl'))
   print(json.dumps({k: result[k] for k in ('steps', 'train_wall_s')}, indent=1))
   print('tracker', json.dumps(result['mots']['combined']))
   print('iou linking', json.dumps(result['mots_iou_linking']['combined']))

@@ -80,7 +80,8 @@ def _eval(args) -> int:
     if fmt == 'ytvis':
       gt, pred = evaluation.read_ytvis(args.gt, args.pred)
     else:
-      gt, pred = evaluation.read_mots(args.gt, args.kitti), evaluation.read_mots(args.pred, args.kitti)
+      gt = evaluation.read_mots(args.gt, args.kitti)
+      pred = evaluation.read_mots(args.pred, args.kitti, like=gt)
       if len(gt) == 1 and len(pred) == 1 and os.path.isfile(args.gt) and os.path.isfile(args.pred):
         name, p = next(iter(gt)), next(iter(pred.values()))
         pred = {name: p}        # two single files pair up whatever their names

@@ -143,10 +143,12 @@ def _check_rle(rle: dict, where: str) -> None:
                          f'height*width = {h * w}')
 
 
-def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None) -> Sequence:
+def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None,
+                  like: Optional[Sequence] = None) -> Sequence:
   """Reads one MOTS txt file: `frame id class_id img_height img_width rle` per line.
 
-  Frames start at 1 (MOTSChallenge) or at 0 with kitti=True (KITTI-MOTS).
+  Frames start at 1 (MOTSChallenge) or at 0 with kitti=True (KITTI-MOTS). An empty file is
+  an error, unless `like` (the ground truth) gives the size: predictions may find nobody.
   """
   first = 0 if kitti else 1
   rows, size, size_line = [], None, 0
@@ -179,6 +181,9 @@ def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None) ->
       _check_rle(rle, where)
       rows.append((frame - first, obj, cls, rle, where))
   if size is None:
+    if like is not None:
+      return Sequence.empty(name or os.path.splitext(os.path.basename(path))[0],
+                            like.num_frames, like.height, like.width, source=path)
     raise EvalInputError(f'{path}: no annotations (an empty file cannot tell the image size)')
   n = max(r[0] for r in rows) + 1
   seq = Sequence.empty(name or os.path.splitext(os.path.basename(path))[0], n, *size,
@@ -192,16 +197,26 @@ def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None) ->
   return seq
 
 
-def read_mots(path: str, kitti: bool = False) -> Dict[str, Sequence]:
-  """A MOTS txt file, or a directory of `<sequence>.txt` files -> {name: Sequence}."""
+def read_mots(path: str, kitti: bool = False,
+              like: Optional[Dict[str, Sequence]] = None) -> Dict[str, Sequence]:
+  """A MOTS txt file, or a directory of `<sequence>.txt` files -> {name: Sequence}.
+
+  `like`: ground truth by name; an empty prediction file takes its sequence's size (a single
+  file pairs with a single ground-truth sequence whatever its name).
+  """
+  like = like or {}
   if os.path.isdir(path):
     files = sorted(f for f in os.listdir(path) if f.endswith('.txt'))
     if not files:
       raise EvalInputError(f'{path}: directory holds no .txt sequence files')
-    return {os.path.splitext(f)[0]: read_mots_txt(os.path.join(path, f), kitti) for f in files}
+    return {os.path.splitext(f)[0]: read_mots_txt(os.path.join(path, f), kitti,
+                                                  like=like.get(os.path.splitext(f)[0]))
+            for f in files}
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such file or directory')
-  seq = read_mots_txt(path, kitti)
+  name = os.path.splitext(os.path.basename(path))[0]
+  only = next(iter(like.values())) if len(like) == 1 else like.get(name)
+  seq = read_mots_txt(path, kitti, like=only)
   return {seq.name: seq}
 
 

@@ -101,6 +101,21 @@ class Predictor:
     loaded = convert_torch.load_variables(os.path.join(directory, 'variables'))
     return cls(config, _overlay(base, loaded, directory))
 
+  def export(self, directory: str, train_log: str = None) -> None:
+    """Writes config.json + variables/ (what from_export reads), atomically."""
+    import shutil  # pylint: disable=g-import-not-at-top
+    from hvisnet_jax import convert_torch  # pylint: disable=g-import-not-at-top
+    tmp = directory.rstrip('/') + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    convert_torch.save_variables(os.path.join(tmp, 'variables'), self.variables)
+    with open(os.path.join(tmp, 'config.json'), 'w') as f:
+      f.write(self.config.to_json(indent=2, sort_keys=True))
+    if train_log:
+      shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+
   @classmethod
   def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):
     """Config file[:arg] plus an orbax variables directory (see convert_torch.save_variables).

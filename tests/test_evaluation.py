@@ -242,6 +242,22 @@ def test_cli_mots_json_layout(tmp_path, capsys):
   assert 0 <= res['combined']['MOTSP'] <= 1
 
 
+def test_empty_prediction_file_means_nobody_found(tmp_path, capsys):
+  g, _ = _random_sequences(6, 'walk')
+  ev.write_mots_txt(str(tmp_path / 'gt.txt'), g)
+  (tmp_path / 'pred.txt').write_text('')
+  out = tmp_path / 'm.json'
+  assert cli.main(['eval', '--gt', str(tmp_path / 'gt.txt'), '--pred', str(tmp_path / 'pred.txt'),
+                   '--json', str(out)]) == 0
+  res = json.loads(out.read_text())['combined']
+  n_gt = sum(int(np.sum(np.asarray(c) == ev.PEDESTRIAN)) for c in g.classes)
+  assert (res['TP'], res['FP'], res['FN']) == (0, 0, n_gt) and res['sMOTSA'] == 0
+  # An empty ground-truth file still cannot tell the image size.
+  assert cli.main(['eval', '--gt', str(tmp_path / 'pred.txt'), '--pred', str(tmp_path / 'gt.txt')
+                   ]) == 2
+  assert 'pred.txt: no annotations' in capsys.readouterr().err
+
+
 def test_cli_reports_bad_input_without_writing(tmp_path, capsys):
   (tmp_path / 'g.txt').write_text('1 2001 2 48 64\n')
   out = tmp_path / 'm.json'
