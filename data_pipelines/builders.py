@@ -32,6 +32,7 @@ from typing import Dict, Iterator, Optional, Tuple
 import cv2
 import numpy as np
 import tensorflow_datasets as tfds
+import tqdm
 
 from data_pipelines import records as records_lib
 
@@ -101,7 +102,9 @@ class _PersonsBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
     for split, rel in cfg.splits:
       path = os.path.normpath(os.path.join(root, rel))
       split_skips = records_lib.Skips()
-      recs = list(self.read_records(path, image_root, split_skips))   # checks everything first
+      # Read and check everything before writing anything (errors name file and record).
+      recs = list(tqdm.tqdm(self.read_records(path, image_root, split_skips),
+                            desc=f'Checking {split} annotations', unit=' clips', leave=False))
       if not recs:
         raise records_lib.DataInputError(f'{path}: no clip with a person in it (skipped: '
                                          f'{dict(split_skips) or "nothing"})')

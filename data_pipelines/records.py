@@ -79,11 +79,16 @@ def _categories(gt: dict, path: str, names: Sequence[str]) -> set:
   return ids
 
 
-def _load(path: str) -> dict:
+def _load(path: str, lists: Tuple[str, str], what: str) -> dict:
+  """The JSON object at path, which must hold the two named lists."""
   try:
-    return evaluation.load_json(path)
+    gt = evaluation.load_json(path)
   except evaluation.EvalInputError as e:
     raise DataInputError(str(e)) from None
+  if not isinstance(gt, dict) or not all(isinstance(gt.get(k), list) for k in lists):
+    raise DataInputError(f'{path}: expected {what} JSON with "{lists[0]}" and "{lists[1]}" '
+                         'lists')
+  return gt
 
 
 def _rle(seg, h, w, where):
@@ -124,11 +129,7 @@ def ytvis_records(ann_path: str, image_root: Optional[str] = None,
   exists, else the JSON's directory).
   """
   skips = Skips() if skips is None else skips
-  gt = _load(ann_path)
-  if not isinstance(gt, dict) or not isinstance(gt.get('videos'), list) or \
-     not isinstance(gt.get('annotations'), list):
-    raise DataInputError(f'{ann_path}: expected YouTube-VIS JSON with "videos" and '
-                         '"annotations" lists')
+  gt = _load(ann_path, ('videos', 'annotations'), 'YouTube-VIS')
   keep = _categories(gt, ann_path, categories)
   root = image_root or _default_root(ann_path, 'JPEGImages')
   by_video: Dict[int, list] = collections.defaultdict(list)
@@ -189,11 +190,7 @@ def coco_records(ann_path: str, image_root: Optional[str] = None,
   (default: the JSON's directory).
   """
   skips = Skips() if skips is None else skips
-  gt = _load(ann_path)
-  if not isinstance(gt, dict) or not isinstance(gt.get('images'), list) or \
-     not isinstance(gt.get('annotations'), list):
-    raise DataInputError(f'{ann_path}: expected COCO JSON with "images" and "annotations" '
-                         'lists')
+  gt = _load(ann_path, ('images', 'annotations'), 'COCO')
   keep = _categories(gt, ann_path, categories)
   root = image_root or os.path.dirname(os.path.abspath(ann_path))
   images = {}

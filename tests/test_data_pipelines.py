@@ -207,34 +207,39 @@ def _person(ann_id, poly, **kw):
   return dict(id=ann_id, image_id=1, category_id=1, iscrowd=0, segmentation=poly, **kw)
 
 
-def test_bad_input_is_named_or_skipped_and_counted(tmp_path):
-  box = [[2, 2, 12, 2, 12, 15, 2, 15]]
+_BOX = [[2, 2, 12, 2, 12, 15, 2, 15]]
+_IMAGE = {'id': 1, 'file_name': 'a.jpg', 'height': 20, 'width': 30}
+_EMPTY_10X10 = mask_utils.encode(np.zeros((10, 10), np.uint8, order='F'))['counts'].decode()
+
+
+@pytest.mark.parametrize('anns,images,match', [
+    # a missing image: the record and the file
+    ([_person(1, _BOX)], [dict(_IMAGE, file_name='nope.jpg')],
+     r'images\[0\] \(id 1\).*nope\.jpg does not exist'),
+    # a segmentation whose size disagrees with its image
+    ([_person(7, {'size': [10, 10], 'counts': _EMPTY_10X10})], None,
+     r'annotations\[0\] \(id 7\).*10x10 differs from the image size 20x30'),
+    # an image file whose size disagrees with its record
+    ([_person(1, _BOX)], [dict(_IMAGE, height=25)], r'a\.jpg is 20x30 but the annotations say'),
+    # an annotation of an image that does not exist
+    ([dict(_person(1, _BOX), image_id=9)], None, r'annotations\[0\] \(id 1\).*image_id 9'),
+])
+def test_bad_input_names_file_and_record(tmp_path, anns, images, match):
+  _tiny_coco(tmp_path, anns, images)
+  with pytest.raises(records.DataInputError, match=match):
+    list(records.coco_records(str(tmp_path / 'annotations.json')))
+
+
+def test_bad_json_and_counted_skips(tmp_path):
+  box = _BOX
   # Malformed JSON: file and position.
   (tmp_path / 'bad').mkdir()
   (tmp_path / 'bad' / 'annotations.json').write_text('{"images": [1, }')
   with pytest.raises(records.DataInputError, match=r'annotations\.json: not valid JSON.*line 1'):
     list(records.coco_records(str(tmp_path / 'bad' / 'annotations.json')))
-  # Missing image: the file and the record.
-  d = tmp_path / 'missing'
-  d.mkdir()
-  _tiny_coco(d, [_person(1, box)],
-             images=[{'id': 1, 'file_name': 'nope.jpg', 'height': 20, 'width': 30}])
-  with pytest.raises(records.DataInputError, match=r'images\[0\] \(id 1\).*nope\.jpg does not'):
-    list(records.coco_records(str(d / 'annotations.json')))
-  # A segmentation whose size disagrees with its image.
-  d = tmp_path / 'size'
-  d.mkdir()
-  rle = mask_utils.encode(np.zeros((10, 10), np.uint8, order='F'))
-  _tiny_coco(d, [_person(7, {'size': [10, 10], 'counts': rle['counts'].decode()})])
-  with pytest.raises(records.DataInputError, match=r'annotations\[0\] \(id 7\).*10x10 differs'):
-    list(records.coco_records(str(d / 'annotations.json')))
-  # An image whose file disagrees with its declared size.
-  d = tmp_path / 'declared'
-  d.mkdir()
-  _tiny_coco(d, [_person(1, box)],
-             images=[{'id': 1, 'file_name': 'a.jpg', 'height': 25, 'width': 30}])
-  with pytest.raises(records.DataInputError, match=r'a\.jpg is 20x30 but the annotations say'):
-    list(records.coco_records(str(d / 'annotations.json')))
+  (tmp_path / 'bad' / 'annotations.json').write_text('[]')
+  with pytest.raises(records.DataInputError, match=r'expected COCO JSON with "images" and'):
+    list(records.coco_records(str(tmp_path / 'bad' / 'annotations.json')))
   # Zero-area masks and images without people are skipped and counted.
   d = tmp_path / 'skips'
   d.mkdir()
@@ -245,6 +250,58 @@ def test_bad_input_is_named_or_skipped_and_counted(tmp_path):
   recs = list(records.coco_records(str(d / 'annotations.json'), skips=skips))
   assert [r.key for r in recs] == ['1'] and [i.track for i in recs[0].instances] == [1]
   assert skips == {'zero_area_masks': 2, 'images_without_people': 1}
+
+
+def test_ytvis_videos_without_people_and_other_categories_are_counted(tmp_path, synth_dir):
+  gt = json.load(open(os.path.join(synth_dir, 'annotations.json')))
+  gt['categories'].append({'id': 2, 'name': 'dog'})
+  first = gt['videos'][0]['id']
+  for ann in gt['annotations']:
+    if ann['video_id'] == first:
+      ann['category_id'] = 2
+  path = tmp_path / 'a.json'
+  path.write_text(json.dumps(gt))
+  skips = records.Skips()
+  recs = list(records.ytvis_records(str(path), os.path.join(synth_dir, 'JPEGImages'),
+                                    skips=skips))
+  n_first = sum(a['video_id'] == first for a in gt['annotations'])
+  assert len(recs) == 2 and skips == {'other_category_annotations': n_first,
+                                      'videos_without_people': 1}
+  # Keeping the other category instead keeps only that video.
+  assert [r.key for r in records.ytvis_records(str(path), os.path.join(synth_dir, 'JPEGImages'),
+                                               categories=('dog',))] == [gt['videos'][0]['name']]
+
+
+def test_mots_layouts_motschallenge_and_kitti(tmp_path, synth_dir):
+  """The synthetic MOTS output rearranged as MOTSChallenge and as KITTI-MOTS reads the same."""
+  names = sorted(f[:-4] for f in os.listdir(os.path.join(synth_dir, 'mots')))
+  for name in names:
+    frames = sorted(os.listdir(os.path.join(synth_dir, 'JPEGImages', name)))
+    lines = open(os.path.join(synth_dir, 'mots', f'{name}.txt')).read().splitlines()
+    challenge = tmp_path / 'challenge' / name
+    (challenge / 'gt').mkdir(parents=True)
+    (challenge / 'gt' / 'gt.txt').write_text('\n'.join(lines) + '\n')
+    shutil.copytree(os.path.join(synth_dir, 'JPEGImages', name), challenge / 'img1')
+    kitti = tmp_path / 'kitti'
+    (kitti / 'instances_txt').mkdir(parents=True, exist_ok=True)
+    (kitti / 'instances_txt' / f'{name}.txt').write_text(
+        '\n'.join(f'{int(l.split()[0]) - 1} {l.split(" ", 1)[1]}' for l in lines) + '\n')
+    shutil.copytree(os.path.join(synth_dir, 'JPEGImages', name), kitti / 'images' / name)
+    assert len(frames) == 6
+  ref = list(records.mots_records(synth_dir, clip_length=0))
+  for layout in ('challenge', 'kitti'):
+    got = list(records.mots_records(str(tmp_path / layout), clip_length=0))
+    assert [r.key for r in got] == [r.key for r in ref] == names
+    for a, b in zip(got, ref):
+      assert [(i.frame, i.track) for i in a.instances] == [(i.frame, i.track) for i in b.instances]
+      assert [os.path.basename(f) for f in a.frames] == [os.path.basename(f) for f in b.frames]
+  # An annotated frame beyond the images is an error naming the file.
+  gt = tmp_path / 'challenge' / names[0] / 'gt' / 'gt.txt'
+  rest_of_first_line = gt.read_text().splitlines()[0].split(' ', 1)[1]
+  gt.write_text(gt.read_text() + f'9 {rest_of_first_line}\n')
+  with pytest.raises(records.DataInputError, match=r'gt\.txt: annotates frame 9 but .*img1 '
+                     r'holds only 6 images'):
+    list(records.mots_records(str(tmp_path / 'challenge')))
 
 
 def test_build_dataset_cli(tmp_path, synth_dir, capsys):
