@@ -1,0 +1,26 @@
+"""The model, inference, tracker, trainer and benchmarks import without tensorflow (GPU machines
+have none); only data_pipelines needs it."""
+import subprocess
+import sys
+
+from conftest import REPO
+
+_BLOCK_TF = ("import sys\n"
+             "sys.modules['tensorflow'] = None          # any import of it now fails\n"
+             "sys.modules['tensorflow_datasets'] = None\n")
+
+
+def test_everything_but_the_data_pipelines_imports_without_tensorflow():
+  code = _BLOCK_TF + (
+      'import hvisnet_jax.model, hvisnet_jax.predictor, hvisnet_jax.tracker, hvisnet_jax.app\n'
+      'import hvisnet_jax.bench, hvisnet_jax.train, hvisnet_jax.evaluation, hvisnet_jax.cli\n'
+      'import hvisnet_jax.extract, hvisnet_jax.synthetic_source, hvisnet_jax.torch_model\n'
+      'from hvisnet_jax import train\n'
+      'print(type(train.make_writer("/tmp")).__name__)\n')
+  out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.strip() == '_FallbackWriter'      # clu's writers need TF: JSONL instead
+  # The data pipelines do need it, and say so by failing to import.
+  code = _BLOCK_TF + 'import data_pipelines.pipeline\n'
+  out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
+  assert out.returncode != 0 and 'tensorflow' in out.stderr
