@@ -126,6 +126,7 @@ def extract_person_to_dir(source, predictor, trajectories: str, homography: str,
                           max_distance: Optional[float] = None, progress: bool = True) -> Dict:
   """Tracks `source`, picks person `pid` by trajectory, writes PNG masks and MOTS txt."""
   from hvisnet_jax import app  # pylint: disable=g-import-not-at-top
+  pid = int(pid)                          # a NumPy integer from the caller is fine too
   rows = read_obsmat(trajectories)
   h = read_homography(homography)
   path = person_image_path(rows, h, pid, frame_offset, frame_step, trajectories)
@@ -135,6 +136,7 @@ def extract_person_to_dir(source, predictor, trajectories: str, homography: str,
 
 
 def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dict:
+  pid = int(pid)
   from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import app  # pylint: disable=g-import-not-at-top
   with app.staged_output(out_dir) as tmp:
@@ -147,7 +149,7 @@ def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dic
       cv2.imwrite(os.path.join(tmp, 'masks', f'{f:05d}.png'), mask_utils.decode(rle) * 255)
     evaluation.write_mots_txt(os.path.join(tmp, f'person{pid}.txt'), seq)
     summary = dict(pid=pid, frames_on_trajectory=len(path), frames_with_mask=len(chosen),
-                   track_ids={str(f): t for f, t in sorted(chosen.items())})
+                   track_ids={str(f): int(t) for f, t in sorted(chosen.items())})
     with open(os.path.join(tmp, 'summary.json'), 'w') as fh:
       json.dump(summary, fh, indent=1)
   return summary
