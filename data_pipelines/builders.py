@@ -56,6 +56,12 @@ class PersonsConfig(tfds.core.BuilderConfig):
   clip_length: int = 0
 
 
+def _options(cfg: PersonsConfig) -> dict:
+  """What a build depends on besides the source directory (stored, JSON-like)."""
+  return dict(splits=dict(cfg.splits), images=cfg.images, categories=list(cfg.categories),
+              classes=list(cfg.classes), clip_length=cfg.clip_length)
+
+
 def features() -> tfds.features.FeaturesDict:
   f32 = np.float32
   return tfds.features.FeaturesDict({
@@ -115,7 +121,8 @@ class _PersonsBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
             gids.setdefault((r.video or r.key, inst.track), len(gids) + 1)
       num_ids[split], skips[split] = len(gids), dict(split_skips)
       gens[split] = self._generate_examples(recs, gids)
-    self.info.metadata.update(num_ids=num_ids, skips=skips, format=self.FORMAT)
+    self.info.metadata.update(num_ids=num_ids, skips=skips, format=self.FORMAT,
+                              source=os.path.abspath(root), options=_options(cfg))
     return gens
 
   def _generate_examples(self, recs, gids):
@@ -179,6 +186,15 @@ def build(fmt: str, source: str, out: str, splits: Optional[Dict[str, str]] = No
                       categories=tuple(categories), classes=tuple(classes),
                       clip_length=clip_length)
   builder = BUILDERS[fmt](data_dir=out, config=cfg)
+  if builder.is_prepared():
+    meta = builder.info.metadata
+    built = (meta.get('source'), meta.get('options'))
+    if built != (os.path.abspath(source), _options(cfg)):
+      raise FileExistsError(
+          f'{builder.data_dir} already holds a dataset built from {built[0]} with {built[1]}; '
+          f'choose another --name or --out (or delete it) to build {source} with '
+          f'{_options(cfg)}')
+    return builder                      # the same build, already done
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.abspath(source)))
   return builder

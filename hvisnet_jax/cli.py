@@ -277,7 +277,7 @@ def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   try:
     return args.func(args)
-  except (FileNotFoundError, ValueError) as e:  # includes our input-error subclasses
+  except (FileNotFoundError, FileExistsError, ValueError) as e:  # and our input-error subclasses
     print(f'hvisnet {args.command}: error: {e}', file=sys.stderr)
     return 2
 

@@ -311,6 +311,18 @@ def test_build_dataset_cli(tmp_path, synth_dir, capsys):
   text = capsys.readouterr().out
   assert 'train: 6 clips' in text and '--config.data.tfds_dir=' in text
   assert pipeline.find_dataset_dir(str(out)).endswith(os.path.join('person', '1.0.0'))
+  # The same build again is a no-op; another source into the same place is refused.
+  assert cli.main(['build-dataset', '--format', 'ytvis', '--source', synth_dir,
+                   '--out', str(out), '--clip-length', '4']) == 0
+  assert 'train: 6 clips' in capsys.readouterr().out
+  other = tmp_path / 'other'
+  shutil.copytree(synth_dir, other)
+  assert cli.main(['build-dataset', '--format', 'ytvis', '--source', str(other),
+                   '--out', str(out), '--clip-length', '4']) == 2
+  assert f'already holds a dataset built from {synth_dir}' in capsys.readouterr().err
+  assert cli.main(['build-dataset', '--format', 'ytvis', '--source', synth_dir,
+                   '--out', str(out), '--clip-length', '3']) == 2
+  assert "'clip_length': 4" in capsys.readouterr().err
   # Errors name the file; nothing half-built is left looking finished.
   bad = tmp_path / 'bad'
   shutil.copytree(synth_dir, bad)
