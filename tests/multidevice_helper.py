@@ -81,6 +81,25 @@ def dump(workdir, out):
   np.savez(out, step=int(state.step), devices=len(jax.devices()), **flat(state.params))
 
 
+def multihost(coordinator, num_processes, process_id, workdir, steps, out):
+  """One of several processes of a multi-host run on this machine (CPU, gloo collectives)."""
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator, int(num_processes), int(process_id))
+  assert jax.process_count() == int(num_processes)
+  run_train(workdir, int(steps))
+  cfg = config()
+  src = source(cfg)
+  mesh = sharding.make_mesh(-1)
+  init = train.create_train_state(cfg, jax.random.PRNGKey(0), src.num_ids, src.padded)
+  state = train.restore_checkpoint(train.checkpoint_manager(workdir, cfg.train),
+                                   jax.device_put(init, sharding.replicated(mesh)),
+                                   sharding.replicated(mesh))
+  params = flat(jax.tree.map(lambda x: x.addressable_data(0), state.params))
+  np.savez(out, step=int(state.step), devices=len(jax.devices()),
+           local_devices=len(jax.local_devices()), **params,
+           **{'init' + k: v for k, v in flat(init.params).items()})
+
+
 if __name__ == '__main__':
   cmd = sys.argv[1]
   if cmd == 'step':
@@ -89,6 +108,8 @@ if __name__ == '__main__':
     run_train(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
   elif cmd == 'dump':
     dump(sys.argv[2], sys.argv[3])
+  elif cmd == 'multihost':               # COORDINATOR NPROC PID WORKDIR STEPS OUT
+    multihost(*sys.argv[2:8])
   elif cmd == 'train_dump':                  # WORKDIR STEPS OUT: train, then dump, one process
     run_train(sys.argv[2], int(sys.argv[3]))
     dump(sys.argv[2], sys.argv[4])
