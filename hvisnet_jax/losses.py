@@ -166,4 +166,7 @@ def init_extra_params(num_ids: int, embedding_dim: int, key) -> Dict:
   """Identity classifier over num_ids identities (+ class 0: background) and uncertainty."""
   kernel = jax.random.normal(key, (embedding_dim, num_ids + 1)) * 0.01
   return {'id_classifier': {'kernel': kernel, 'bias': jnp.zeros(num_ids + 1)},
-          'uncertainty': {'s_det': jnp.asarray(-1.85), 's_id': jnp.asarray(-1.05)}}
+          # Strongly typed: a weak-typed scalar turns strong after the first update, and the
+          # changed input type would make jit compile the train step a second time.
+          'uncertainty': {'s_det': jnp.asarray(-1.85, jnp.float32),
+                          's_id': jnp.asarray(-1.05, jnp.float32)}}

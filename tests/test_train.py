@@ -43,6 +43,22 @@ def test_batches_are_a_function_of_the_step(source):
     assert a['masks'][i, k, int(y), int(x)]
 
 
+def test_train_step_compiles_once(source):
+  """The state coming out of a step has the types going in (no weak-typed leaves turning
+  strong), so jit does not compile the step a second time at step 2."""
+  cfg = _config()
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+  step = jax.jit(train.make_train_step(cfg))
+
+  def types(tree):
+    return jax.tree.map(lambda x: (x.dtype, x.shape, x.weak_type), tree)
+  before = types(state)
+  state, _ = step(state, source.batch(0, 2, 0), jax.random.PRNGKey(1))
+  assert types(state) == before
+  state, _ = step(state, source.batch(1, 2, 0), jax.random.PRNGKey(2))
+  assert step._cache_size() == 1     # pylint: disable=protected-access
+
+
 class _OneBatch:
   """A source that repeats one batch: for the overfitting test."""
 
