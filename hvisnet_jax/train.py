@@ -220,10 +220,11 @@ def check_workdir_config(config, workdir):
           f'{workdir} holds checkpoints of another model config (differences: '
           f'{"; ".join(diffs[:6])}); use a new --workdir or the same config')
   os.makedirs(workdir, exist_ok=True)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(config.to_json(indent=2, sort_keys=True))
-  os.replace(tmp, path)
+  if jax.process_index() == 0:          # one writer on a shared workdir (multi-host)
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+      f.write(config.to_json(indent=2, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def _diff(a, b, prefix='model'):
