@@ -30,10 +30,7 @@ def main(argv=None) -> int:
   if source is None:
     clip = synth.render_video(11, 0, a.frames, 240, 320, 'crowd')
     source = os.path.join(tempfile.mkdtemp(), 'clip.mp4')
-    w = video_lib.VideoWriter(source, 10.0, (240, 320))
-    for f in clip.frames:
-      w.write(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    w.close()
+    clip.write_mp4(source)
   picks = set(np.linspace(0, a.frames - 1, a.show).round().astype(int).tolist())
   shown = {}
 

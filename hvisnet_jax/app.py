@@ -199,15 +199,8 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
   predictor = predictor or predictor_lib.Predictor.from_export()
   video = synth.render_video(seed, 0, frames, height, width, preset)
   with staged_output(out_dir) as tmp:
-    vw = video_lib.VideoWriter(os.path.join(tmp, 'input.mp4'), 10.0, (height, width))
-    for f in video.frames:
-      vw.write(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    vw.close()
-    gt = evaluation.Sequence.empty(video.name, frames, height, width)
-    for pid, ms in sorted(video.masks.items()):
-      for t, m in enumerate(ms):
-        if m is not None:
-          gt.add(t, 2000 + pid, m)
+    video.write_mp4(os.path.join(tmp, 'input.mp4'))
+    gt = video.ground_truth()
     os.makedirs(os.path.join(tmp, 'gt'))
     os.makedirs(os.path.join(tmp, 'pred'))
     evaluation.write_mots_txt(os.path.join(tmp, 'gt', f'{video.name}.txt'), gt)

@@ -246,6 +246,25 @@ class Video:
   masks: Dict[int, List]                     # pid -> per-frame bool mask or None
   feet: Dict[int, List]                      # pid -> per-frame (x, y) foot point or None
 
+  def ground_truth(self):
+    """The MOTS ground truth (id 2000 + pid, class 2) as an evaluation.Sequence."""
+    from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
+    h, w = self.frames[0].shape[:2]
+    seq = evaluation.Sequence.empty(self.name, len(self.frames), h, w)
+    for pid, masks in sorted(self.masks.items()):
+      for t, m in enumerate(masks):
+        if m is not None:
+          seq.add(t, 2000 + pid, m)
+    return seq
+
+  def write_mp4(self, path: str, fps: float = 10.0) -> None:
+    """The frames as an mp4 (what `hvisnet track` reads)."""
+    from hvisnet_jax import video as video_lib  # pylint: disable=g-import-not-at-top
+    writer = video_lib.VideoWriter(path, fps, self.frames[0].shape[:2])
+    for f in self.frames:
+      writer.write(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    writer.close()
+
 
 def render_video(seed: int, index: int, frames: int, height: int, width: int,
                  preset: str) -> Video:

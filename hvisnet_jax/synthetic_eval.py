@@ -64,11 +64,7 @@ def evaluate_predictor(predictor, preset: str, videos: int, frames: int, height:
   coco_gt = {'images': [], 'annotations': [], 'categories': [{'id': 1, 'name': 'person'}]}
   coco_res = []
   for video, rgb in heldout_videos(preset, videos, frames, height, width, seed):
-    gt = evaluation.Sequence.empty(video.name, frames, height, width)
-    for pid, ms in video.masks.items():
-      for t, m in enumerate(ms):
-        if m is not None:
-          gt.add(t, 2000 + pid, m)
+    gt = video.ground_truth()
     frame_masks, frame_scores = [], []
     trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=10.0))
     trk_seq = evaluation.Sequence.empty(video.name, frames, height, width)
