@@ -146,16 +146,9 @@ def pair_fn(dcfg, max_instances: int, seed: int, process_index: int):
   return fn
 
 
-def train_dataset(builder, dcfg, local_batch: int, seed: int, start_step: int = 0,
-                  process_index: Optional[int] = None,
-                  process_count: Optional[int] = None) -> tf.data.Dataset:
-  """This host's infinite stream of training batches of `local_batch` frames."""
-  if process_index is None or process_count is None:
-    import jax  # pylint: disable=g-import-not-at-top
-    process_index, process_count = jax.process_index(), jax.process_count()
-  if local_batch % 2:
-    raise ValueError(f'the per-host batch must be even (frame pairs), got {local_batch}')
-  _check_config(dcfg, dcfg.max_instances)
+def _pair_stream(builder, dcfg, seed: int, process_index: int, process_count: int,
+                 id_offset: int) -> tf.data.Dataset:
+  """This host's infinite, shuffled stream of frame pairs from one dataset's split."""
   num_examples = builder.info.splits[dcfg.split].num_examples
   if num_examples < process_count:
     raise ValueError(f'{builder.data_dir}: split {dcfg.split!r} has {num_examples} clips, '
@@ -163,11 +156,43 @@ def train_dataset(builder, dcfg, local_batch: int, seed: int, start_step: int = 
   split = tfds.even_splits(dcfg.split, n=process_count, drop_remainder=True)[process_index]
   ds = builder.as_dataset(split=split, shuffle_files=True, decoders=_SKIP_DECODING,
                           read_config=tfds.ReadConfig(shuffle_seed=seed))
-  pairs = local_batch // 2
   ds = ds.repeat().shuffle(int(dcfg.shuffle_buffer), seed=seed).enumerate()
-  ds = ds.skip(start_step * pairs)
   ds = ds.map(pair_fn(dcfg, dcfg.max_instances, seed, process_index),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if id_offset:              # identities of several datasets must not collide
+    ds = ds.map(lambda p: dict(p, ids=tf.where(p['ids'] > 0, p['ids'] + id_offset, p['ids'])))
+  return ds
+
+
+def train_dataset(builder, dcfg, local_batch: int, seed: int, start_step: int = 0,
+                  process_index: Optional[int] = None,
+                  process_count: Optional[int] = None) -> tf.data.Dataset:
+  """This host's infinite stream of training batches of `local_batch` frames.
+
+  `builder` may be a list: pairs are then drawn from the datasets with probabilities
+  `data.tfds_weights` (default: equal), identities offset so that they stay distinct.
+  """
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index, process_count = jax.process_index(), jax.process_count()
+  if local_batch % 2:
+    raise ValueError(f'the per-host batch must be even (frame pairs), got {local_batch}')
+  _check_config(dcfg, dcfg.max_instances)
+  builders = builder if isinstance(builder, (list, tuple)) else [builder]
+  streams, offset = [], 0
+  for b in builders:
+    streams.append(_pair_stream(b, dcfg, seed, process_index, process_count, offset))
+    offset += num_identities(b, dcfg.split)
+  if len(streams) == 1:
+    ds = streams[0]
+  else:
+    weights = list(dcfg.get('tfds_weights', ()) or [1.0] * len(streams))
+    if len(weights) != len(streams):
+      raise ValueError(f'data.tfds_weights has {len(weights)} entries for {len(streams)} '
+                       'datasets in data.tfds_dir')
+    ds = tf.data.Dataset.sample_from_datasets(streams, weights=weights, seed=seed)
+  pairs = local_batch // 2
+  ds = ds.skip(start_step * pairs)
   ds = ds.batch(pairs, drop_remainder=True)
   ds = ds.map(lambda b: {k: tf.reshape(v, [local_batch] + v.shape[2:].as_list())
                          for k, v in b.items()})
@@ -194,8 +219,12 @@ class TfdsSource:
     if not dcfg.tfds_dir:
       raise ValueError("data.source is 'tfds' but data.tfds_dir is empty; set it to a dataset "
                        'built with `hvisnet build-dataset`')
-    self.dcfg, self.builder = dcfg, load_builder(dcfg.tfds_dir)
-    self.num_ids = num_identities(self.builder, dcfg.split)
+    # Several datasets: a comma-separated list, mixed by data.tfds_weights.
+    dirs = [d.strip() for d in str(dcfg.tfds_dir).split(',') if d.strip()]
+    builders = [load_builder(d) for d in dirs]
+    self.dcfg = dcfg
+    self.builder = builders[0] if len(builders) == 1 else builders
+    self.num_ids = sum(num_identities(b, dcfg.split) for b in builders)
     self.padded = tuple(int(x) for x in dcfg.pad_size)
     self.max_instances = int(dcfg.max_instances)
     self.local_batch = global_batch // process_count

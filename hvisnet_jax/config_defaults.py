@@ -72,7 +72,7 @@ def data_config() -> ml_collections.ConfigDict:
       # synthetic source
       preset='easy', videos=24, frames=40, height=240, width=320,
       # tfds source (data_pipelines/pipeline.py)
-      tfds_dir='', split='train', scales=tuple(range(256, 609, 32)), max_size=1024,
+      tfds_dir='', tfds_weights=(), split='train', scales=tuple(range(256, 609, 32)), max_size=1024,
       pad_size=(608, 1024), flip=True, pair_gap=8, shuffle_buffer=256))
 
 

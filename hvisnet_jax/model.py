@@ -16,6 +16,7 @@ import ml_collections
 
 from hvisnet_jax.dla import DLA
 from hvisnet_jax.layers import conv, norm_layer
+from hvisnet_jax.mobilenet_v2 import MobileNetV2
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -169,11 +170,16 @@ class HVISNet(nn.Module):
     if images.shape[1] % 32 or images.shape[2] % 32:
       raise ValueError(f'image height and width must be multiples of 32; got '
                        f'{images.shape[1]}x{images.shape[2]}')
-    x = (images.astype(jnp.float32) - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
-    x = x.astype(dtype)
     b = self.cfg.backbone
-    feats = DLA(tuple(b.levels), tuple(b.channels), self.train, self.cfg.bn_axis_name, dtype,
-                name='backbone')(x)
+    if b.name == 'dla34':
+      x = (images.astype(jnp.float32) - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+      feats = DLA(tuple(b.levels), tuple(b.channels), self.train, self.cfg.bn_axis_name, dtype,
+                  name='backbone')(x.astype(dtype))
+    elif b.name == 'mobilenet_v2':      # TF-slim preprocessing: [0, 255] -> [-1, 1]
+      x = images.astype(jnp.float32) / 127.5 - 1.0
+      feats = MobileNetV2(b.get('frozen_blocks', 0), dtype, name='backbone')(x.astype(dtype))
+    else:
+      raise ValueError(f"model.backbone.name must be 'dla34' or 'mobilenet_v2', got {b.name!r}")
     pyramid = FPN(self.cfg.fpn_channels, dtype, name='fpn')(feats)
     levels = FCOSBlendHead(self.cfg, self.train, dtype, name='head')(pyramid)
     basis = BasisModule(self.cfg, self.train, dtype, name='basis')(pyramid)
@@ -200,6 +206,17 @@ def flatten_levels(levels):
   """Per-level dicts of (N, h, w, C) maps -> dict of (N, L, C) arrays, levels concatenated."""
   return {k: jnp.concatenate([lv[k].reshape(lv[k].shape[0], -1, lv[k].shape[-1])
                               for lv in levels], axis=1) for k in levels[0]}
+
+
+def frozen_param_mask(cfg: ml_collections.ConfigDict, params):
+  """Same tree as `params` (the HVISNet params): True where the config freezes a parameter."""
+  from hvisnet_jax import mobilenet_v2  # pylint: disable=g-import-not-at-top
+  frozen = set()
+  if cfg.backbone.name == 'mobilenet_v2':
+    frozen = mobilenet_v2.frozen_modules(cfg.backbone.get('frozen_blocks', 0))
+  def mark(path, _):
+    return len(path) > 1 and path[0].key == 'backbone' and path[1].key in frozen
+  return jax.tree_util.tree_map_with_path(mark, params)
 
 
 def init_variables(cfg: ml_collections.ConfigDict, rng=None, image_size=(64, 64)):

@@ -97,18 +97,32 @@ class Predictor:
       raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')
     with open(cfg_path) as f:
       config = ml_collections.ConfigDict(json.load(f))
-    base = model_lib.init_variables(config.model, jax.random.PRNGKey(0))
+    # The shapes alone (no compile, no computation) are the template an export fills.
+    base = jax.eval_shape(lambda: model_lib.init_variables(config.model, jax.random.PRNGKey(0)))
     loaded = convert_torch.load_variables(os.path.join(directory, 'variables'))
-    return cls(config, _overlay(base, loaded, directory))
+    variables = _overlay(base, loaded, directory)
+    missing = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(variables)
+               if isinstance(v, jax.ShapeDtypeStruct)]
+    if missing:
+      raise ValueError(f'{directory}: the export lacks {len(missing)} tensors of its config '
+                       f'(first: {missing[0]})')
+    return cls(config, variables)
 
-  def export(self, directory: str, train_log: str = None) -> None:
-    """Writes config.json + variables/ (what from_export reads), atomically."""
+  def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
+    """Writes config.json + variables/ (what from_export reads), atomically.
+
+    dtype 'bfloat16' halves the files (from_export casts back to float32).
+    """
     import shutil  # pylint: disable=g-import-not-at-top
     from hvisnet_jax import convert_torch  # pylint: disable=g-import-not-at-top
     tmp = directory.rstrip('/') + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    convert_torch.save_variables(os.path.join(tmp, 'variables'), self.variables)
+    variables = self.variables
+    if dtype != 'float32':
+      variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
+                               if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
+    convert_torch.save_variables(os.path.join(tmp, 'variables'), variables)
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
       f.write(self.config.to_json(indent=2, sort_keys=True))
     if train_log:

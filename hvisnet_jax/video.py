@@ -62,6 +62,7 @@ class FrameReader:
     self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
     self._thread = threading.Thread(target=self._produce, daemon=True)
     self._started = False
+    self._stop = threading.Event()
     self._error: Optional[BaseException] = None
 
   def _frames(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
@@ -89,6 +90,8 @@ class FrameReader:
   def _produce(self):
     try:
       for item in self._frames():
+        if self._stop.is_set():
+          break
         self._queue.put(item)
     except BaseException as e:  # surfaced in the consumer
       self._error = e
@@ -118,6 +121,19 @@ class FrameReader:
       raise VideoSourceError(f'{self.source}: no frame could be decoded')
 
   def close(self):
+    """Stops the reader thread (also when the consumer stopped early) and frees the source.
+
+    The capture is released only after the thread has finished: releasing it under a read
+    in progress deadlocks OpenCV.
+    """
+    self._stop.set()
+    if self._started:
+      while self._thread.is_alive():
+        try:                                # unblock a producer waiting on a full queue
+          self._queue.get(timeout=0.05)
+        except queue.Empty:
+          pass
+      self._thread.join()
     if self.cap is not None:
       self.cap.release()
 

@@ -1,0 +1,218 @@
+"""`hvisnet pseudo-label`: real footage in, teacher masks with tracked identities out.
+
+Per frame the teacher (data_pipelines/teacher.py) gives person boxes and masks; our
+tracker links them into identities. What the teacher's flicker needs, ours:
+- detections down to `low_thresh` feed the tracker, so a person whose score dips for a
+  frame keeps its track (a low-score second chance; only scores >= 0.5 start a track);
+- appearance for re-identification is an HSV histogram of each box's centre;
+- tracks seen in fewer than `min_track_len` frames are dropped (flicker, false positives);
+- masks are painted only for tracked people, non-overlapping.
+
+Output (what `hvisnet build-dataset --format ytvis` reads):
+  OUT/annotations.json        YouTube-VIS, one video per source, category 1 = person
+  OUT/JPEGImages/NAME/*.jpg   the labelled frames (long side <= max_side)
+  OUT/mots/NAME.txt           the same labels as MOTS txt (class 2, ids 2000 + track)
+  OUT/parts/NAME.json         per-source results: a rerun skips sources already done
+Every file is written to a temporary name and renamed, so an interrupted run leaves no
+half-written annotation file; rerunning resumes at the first unfinished source.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Callable, Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from hvisnet_jax import evaluation
+from hvisnet_jax import tracker as tracker_lib
+from hvisnet_jax import video as video_lib
+from data_pipelines import teacher as teacher_lib
+
+
+@dataclasses.dataclass
+class Options:
+  every: int = 1                 # keep every n-th frame
+  max_frames: int = 0            # per source, after `every`; 0 = all
+  max_side: int = 960            # frames are downscaled so that the long side fits
+  tiles: int = 2                 # teacher tiling (0 = whole frame only)
+  low_thresh: float = 0.3        # detections fed to the tracker
+  new_track_thresh: float = 0.5
+  min_track_len: int = 3         # frames (after `every`)
+  jpeg_quality: int = 90
+
+  def key(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def source_name(source: str) -> str:
+  path = os.path.normpath(source)
+  base = os.path.basename(path)
+  if base in ('JPEGImages', 'img1', 'images', 'frames'):    # DAVIS, MOTChallenge, ... layouts
+    base = os.path.basename(os.path.dirname(path))
+  stem, ext = os.path.splitext(base)
+  return stem if ext.lower() in ('.mp4', '.avi', '.mkv', '.mov', '.gif', '.webm') else base
+
+
+def _write_json(path: str, obj) -> None:
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(obj, f)
+  os.replace(tmp, path)
+
+
+def _scaled(rgb: np.ndarray, max_side: int) -> np.ndarray:
+  h, w = rgb.shape[:2]
+  s = min(1.0, max_side / max(h, w))
+  if s >= 1.0:
+    return rgb
+  return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _current_assignment(trk: tracker_lib.Tracker) -> Dict[int, int]:
+  """{detection index: track id} for every track updated this frame, unconfirmed included
+  (a new person's first frame belongs to its track once the track survives)."""
+  return {t.det_index: t.track_id for t in trk.tracked
+          if t.frame_id == trk.frame_id and t.track_id}
+
+
+def label_source(source: str, teacher, opts: Options, image_dir: str,
+                 progress: Optional[Callable] = None) -> dict:
+  """Pseudo-labels one video or image folder; returns its part record (see module doc)."""
+  reader = video_lib.FrameReader(source)
+  fps = reader.fps / max(1, opts.every)
+  trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(
+      det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0)))
+  frames: List[str] = []
+  per_track: Dict[int, Dict[int, dict]] = {}
+  boxes_of: Dict[int, Dict[int, list]] = {}
+  skipped, size = 0, None
+  os.makedirs(image_dir, exist_ok=True)
+  bar = progress(total=(reader.frame_count // max(1, opts.every)) or None,
+                 desc=source_name(source)) if progress else None
+  try:
+    for idx, rgb in reader:
+      if idx % opts.every:
+        continue
+      if opts.max_frames and len(frames) >= opts.max_frames:
+        break
+      if rgb is None:
+        skipped += 1
+        continue
+      rgb = _scaled(rgb, opts.max_side)
+      if size is None:
+        size = rgb.shape[:2]
+      elif rgb.shape[:2] != size:                   # odd frame size: fit it to the video's
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+      t = len(frames)
+      name = f'{t:05d}.jpg'
+      cv2.imwrite(os.path.join(image_dir, name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                  [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality])
+      frames.append(name)
+      det = teacher.detect(rgb)
+      trk.update(det.boxes, det.scores, teacher_lib.appearance(rgb, det.boxes))
+      assign = _current_assignment(trk)
+      if assign:
+        dets = np.array(sorted(assign))
+        label = teacher.masks(rgb, det.boxes[dets], det.scores[dets])
+        for j, d in enumerate(dets):
+          m = label == j
+          if m.any():
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            rle['counts'] = rle['counts'].decode()
+            per_track.setdefault(assign[int(d)], {})[t] = rle
+            boxes_of.setdefault(assign[int(d)], {})[t] = [float(v) for v in det.boxes[d]]
+      if bar:
+        bar.update(1)
+  finally:
+    reader.close()
+    if bar:
+      bar.close()
+  kept = {tid: f for tid, f in per_track.items() if len(f) >= opts.min_track_len}
+  return dict(name=source_name(source), source=os.path.abspath(source), frames=frames,
+              height=int(size[0]) if size else 0, width=int(size[1]) if size else 0,
+              fps=fps, skipped_frames=skipped,
+              dropped_tracks=len(per_track) - len(kept),
+              tracks={str(tid): {str(t): rle for t, rle in sorted(f.items())}
+                      for tid, f in sorted(kept.items())},
+              options=opts.key())
+
+
+def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
+  """annotations.json (YouTube-VIS) and mots/*.txt from the per-source parts; returns counts."""
+  videos, anns = [], []
+  mots_dir = os.path.join(out_dir, 'mots')
+  os.makedirs(mots_dir, exist_ok=True)
+  for vid, part in enumerate(parts, 1):
+    n = len(part['frames'])
+    videos.append(dict(id=vid, name=part['name'], height=part['height'], width=part['width'],
+                       length=n, fps=part['fps'],
+                       file_names=[f'{part["name"]}/{f}' for f in part['frames']]))
+    seq = evaluation.Sequence.empty(part['name'], n, part['height'], part['width'])
+    for k, (tid, frames) in enumerate(part['tracks'].items()):
+      segs = [frames.get(str(t)) for t in range(n)]
+      areas = [int(mask_utils.area(s)) if s else None for s in segs]
+      bboxes = [[float(v) for v in mask_utils.toBbox(s)] if s else None for s in segs]
+      anns.append(dict(id=len(anns) + 1, video_id=vid, category_id=1, iscrowd=0,
+                       segmentations=segs, areas=areas, bboxes=bboxes,
+                       track_id=int(tid)))
+      for t, s in enumerate(segs):
+        if s:
+          seq.add(t, evaluation.PEDESTRIAN * 1000 + k + 1,
+                  dict(size=s['size'], counts=s['counts'].encode()))
+    evaluation.write_mots_txt(os.path.join(mots_dir, f'{part["name"]}.txt'), seq)
+  _write_json(os.path.join(out_dir, 'annotations.json'), dict(
+      info=dict(description='hvisnet pseudo-labels (teacher: SSDLite-MobileNetV2 COCO boxes + '
+                            'BlazePose segmentation; identities by the hvisnet tracker)'),
+      videos=videos, annotations=anns, categories=[dict(id=1, name='person')]))
+  return dict(videos=len(videos), tracks=len(anns),
+              masks=sum(sum(s is not None for s in a['segmentations']) for a in anns),
+              frames=sum(v['length'] for v in videos))
+
+
+def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
+        progress: Optional[Callable] = None, log=print) -> dict:
+  """Labels every source not already done in out_dir, then (re)writes the annotation files."""
+  for s in sources:                      # check every input before the slow part
+    if not os.path.exists(s):
+      raise FileNotFoundError(f'{s}: no such video file or image folder')
+  names = [source_name(s) for s in sources]
+  dup = sorted({n for n in names if names.count(n) > 1})
+  if dup:
+    raise ValueError(f'two sources share the name {dup[0]!r}; output folders are named after '
+                     'sources, so rename one')
+  parts_dir = os.path.join(out_dir, 'parts')
+  os.makedirs(parts_dir, exist_ok=True)
+  stats = dict(done_before=0, labelled=0, without_people=0, skipped_frames=0, dropped_tracks=0)
+  parts = []
+  for src, name in zip(sources, names):
+    part_path = os.path.join(parts_dir, f'{name}.json')
+    if os.path.isfile(part_path):
+      with open(part_path) as f:
+        part = json.load(f)
+      if part.get('options') == opts.key():
+        stats['done_before'] += 1
+        parts.append(part)
+        continue
+    if teacher is None:
+      teacher = teacher_lib.Teacher(tiles=opts.tiles)
+    image_dir = os.path.join(out_dir, 'JPEGImages', name)
+    shutil.rmtree(image_dir, ignore_errors=True)     # frames of an unfinished earlier run
+    part = label_source(src, teacher, opts, image_dir, progress)
+    _write_json(part_path, part)
+    parts.append(part)
+    stats['labelled'] += 1
+    stats['skipped_frames'] += part['skipped_frames']
+    stats['dropped_tracks'] += part['dropped_tracks']
+  with_people = [p for p in parts if p['tracks'] and p['frames']]
+  stats['without_people'] = len(parts) - len(with_people)
+  for p in parts:
+    if p not in with_people:
+      shutil.rmtree(os.path.join(out_dir, 'JPEGImages', p['name']), ignore_errors=True)
+      log(f'{p["name"]}: no tracked person; left out of annotations.json')
+  stats.update(assemble(out_dir, with_people))
+  return stats
