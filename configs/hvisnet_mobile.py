@@ -27,14 +27,14 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   m.identity.update(channels=64, embedding_dim=64)
   config.model = m
   config.inference = config_defaults.inference_config()
-  config.inference.update(min_size=384, max_size=640, max_detections=50, score_thresh=0.05)
+  config.inference.update(min_size=352, max_size=608, max_detections=50, score_thresh=0.05)
   config.train = config_defaults.train_config()
-  config.train.update(steps=2000, batch_size=8, optimizer='adamw', lr=1e-3, weight_decay=1e-4,
-                      warmup_steps=100, warmup_factor=0.01, decay_at=(0.75,), grad_clip=10.0,
+  config.train.update(steps=1500, batch_size=4, optimizer='adamw', lr=1e-3, weight_decay=1e-4,
+                      warmup_steps=50, warmup_factor=0.01, decay_at=(0.8,), grad_clip=10.0,
                       log_every=25, checkpoint_every=100, keep_checkpoints=2)
   config.data = config_defaults.data_config()
-  config.data.update(source='tfds', scales=(288, 320, 352, 384), max_size=640,
-                     pad_size=(384, 640), max_instances=24, pair_gap=4, shuffle_buffer=128)
+  config.data.update(source='tfds', scales=(256, 288, 320, 352), max_size=608,
+                     pad_size=(352, 608), max_instances=24, pair_gap=4, shuffle_buffer=128)
   config.targets = config_defaults.targets_config()
   config.loss = config_defaults.loss_config()
   if arg == 'runlocal':

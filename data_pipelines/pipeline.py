@@ -13,7 +13,9 @@ the uninterrupted stream exactly.
 
 Batch layout is the synthetic source's (hvisnet_jax/synthetic_source.py): images (B,H,W,3)
 uint8, boxes (B,M,4), masks (B,M,H,W) bool, inner / centroid (B,M,2) (NaN when absent),
-ids (B,M) int32 global identity (0 = padding), valid (B,M) bool. Frames 2i and 2i+1 are a pair.
+ids (B,M) int32 global identity (0 = padding), valid (B,M) bool; plus ignore_boxes (B,M,4)
+and ignore_valid (B,M): crowd / ignore regions, where the trainer makes no negatives.
+Frames 2i and 2i+1 are a pair.
 """
 from __future__ import annotations
 
@@ -90,8 +92,13 @@ def frame_fn(dcfg, max_instances: int):
     img = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, (nh, nw))), 0, 255), tf.uint8)
 
     inst = ex['instances']
-    sel = tf.where(tf.equal(inst['frame'], tf.cast(t, tf.int32)) & ~inst['crowd'])[:m, 0]
+    in_frame = tf.equal(inst['frame'], tf.cast(t, tf.int32))
+    sel = tf.where(in_frame & ~inst['crowd'])[:m, 0]
     n = tf.shape(sel)[0]
+    # Crowd / ignore regions: their boxes, where no location is a negative.
+    isel = tf.where(in_frame & inst['crowd'])[:m, 0]
+    ni = tf.shape(isel)[0]
+    ibox = tf.gather(inst['box'], isel) * tf.stack([sx, sy, sx, sy])
 
     def decode_masks():
       pngs = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
@@ -112,6 +119,8 @@ def frame_fn(dcfg, max_instances: int):
               tf.stack([w - inner[:, 0], inner[:, 1]], axis=1),
               tf.stack([w - cen[:, 0], cen[:, 1]], axis=1))
     img, masks, box, inner, cen = tf.cond(flip, flipped, lambda: (img, masks, box, inner, cen))
+    ibox = tf.cond(flip, lambda: tf.stack([w - ibox[:, 2], ibox[:, 1], w - ibox[:, 0],
+                                           ibox[:, 3]], axis=1), lambda: ibox)
 
     rows = [[0, m - n], [0, 0]]
     out = dict(
@@ -121,9 +130,11 @@ def frame_fn(dcfg, max_instances: int):
         inner=tf.pad(inner, rows, constant_values=np.nan),
         centroid=tf.pad(cen, rows, constant_values=np.nan),
         ids=tf.pad(ids, [[0, m - n]]),
-        valid=tf.range(m) < n)
+        valid=tf.range(m) < n,
+        ignore_boxes=tf.pad(ibox, [[0, m - ni], [0, 0]]),
+        ignore_valid=tf.range(m) < ni)
     shapes = dict(images=(pad_h, pad_w, 3), masks=(m, pad_h, pad_w), boxes=(m, 4), inner=(m, 2),
-                  centroid=(m, 2), ids=(m,), valid=(m,))
+                  centroid=(m, 2), ids=(m,), valid=(m,), ignore_boxes=(m, 4), ignore_valid=(m,))
     return {k: tf.ensure_shape(v, shapes[k]) for k, v in out.items()}
   return fn
 

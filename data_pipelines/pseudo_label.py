@@ -11,7 +11,8 @@ tracker links them into identities. What the teacher's flicker needs, ours:
 Output (what `hvisnet build-dataset --format ytvis` reads):
   OUT/annotations.json        YouTube-VIS, one video per source, category 1 = person
   OUT/JPEGImages/NAME/*.jpg   the labelled frames (long side <= max_side)
-  OUT/mots/NAME.txt           the same labels as MOTS txt (class 2, ids 2000 + track)
+  OUT/mots/NAME.txt           the same labels as MOTS txt (class 2, ids 2000 + track;
+                              class 10 = ignore: people seen but not labelled)
   OUT/parts/NAME.json         per-source results: a rerun skips sources already done
 Every file is written to a temporary name and renamed, so an interrupted run leaves no
 half-written annotation file; rerunning resumes at the first unfinished source.
@@ -34,6 +35,9 @@ from hvisnet_jax import video as video_lib
 from data_pipelines import teacher as teacher_lib
 
 
+IGNORE_ID = 10000                      # MOTS ignore regions (class evaluation.IGNORE)
+
+
 @dataclasses.dataclass
 class Options:
   every: int = 1                 # keep every n-th frame
@@ -41,6 +45,7 @@ class Options:
   max_side: int = 960            # frames are downscaled so that the long side fits
   tiles: int = 2                 # teacher tiling (0 = whole frame only)
   low_thresh: float = 0.3        # detections fed to the tracker
+  ignore_thresh: float = 0.2     # detections left unlabelled above this become ignore regions
   new_track_thresh: float = 0.5
   min_track_len: int = 3         # frames (after `every`)
   jpeg_quality: int = 90
@@ -89,7 +94,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
       det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0)))
   frames: List[str] = []
   per_track: Dict[int, Dict[int, dict]] = {}
-  boxes_of: Dict[int, Dict[int, list]] = {}
+  seen: List[List[tuple]] = []          # per frame: (box, track id or 0) of every detection
   skipped, size = 0, None
   os.makedirs(image_dir, exist_ok=True)
   bar = progress(total=(reader.frame_count // max(1, opts.every)) or None,
@@ -114,8 +119,12 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
                   [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality])
       frames.append(name)
       det = teacher.detect(rgb)
-      trk.update(det.boxes, det.scores, teacher_lib.appearance(rgb, det.boxes))
-      assign = _current_assignment(trk)
+      strong = det.scores >= opts.low_thresh
+      trk.update(det.boxes[strong], det.scores[strong],
+                 teacher_lib.appearance(rgb, det.boxes[strong]))
+      assign = {int(np.flatnonzero(strong)[d]): tid for d, tid in _current_assignment(trk).items()}
+      seen.append([([float(v) for v in det.boxes[d]], assign.get(d, 0))
+                   for d in range(len(det.boxes))])
       if assign:
         dets = np.array(sorted(assign))
         label = teacher.masks(rgb, det.boxes[dets], det.scores[dets])
@@ -125,7 +134,6 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
             rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
             rle['counts'] = rle['counts'].decode()
             per_track.setdefault(assign[int(d)], {})[t] = rle
-            boxes_of.setdefault(assign[int(d)], {})[t] = [float(v) for v in det.boxes[d]]
       if bar:
         bar.update(1)
   finally:
@@ -133,13 +141,30 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
     if bar:
       bar.close()
   kept = {tid: f for tid, f in per_track.items() if len(f) >= opts.min_track_len}
+  # People the teacher saw but that carry no label (weak, unlinked or too short a track):
+  # ignore regions, so that training does not learn them as background.
+  ignore = {str(t): [box for box, tid in dets if tid not in kept or t not in kept[tid]]
+            for t, dets in enumerate(seen)}
   return dict(name=source_name(source), source=os.path.abspath(source), frames=frames,
               height=int(size[0]) if size else 0, width=int(size[1]) if size else 0,
               fps=fps, skipped_frames=skipped,
               dropped_tracks=len(per_track) - len(kept),
               tracks={str(tid): {str(t): rle for t, rle in sorted(f.items())}
                       for tid, f in sorted(kept.items())},
+              ignore={t: b for t, b in ignore.items() if b},
               options=opts.key())
+
+
+def _box_rle(box, height: int, width: int):
+  x1, y1, x2, y2 = (int(round(v)) for v in box)
+  x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+  if x2 <= x1 or y2 <= y1:
+    return None
+  m = np.zeros((height, width), np.uint8)
+  m[y1:y2, x1:x2] = 1
+  rle = mask_utils.encode(np.asfortranarray(m))
+  rle['counts'] = rle['counts'].decode()
+  return rle
 
 
 def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
@@ -164,13 +189,36 @@ def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
         if s:
           seq.add(t, evaluation.PEDESTRIAN * 1000 + k + 1,
                   dict(size=s['size'], counts=s['counts'].encode()))
+    for t, boxes in part.get('ignore', {}).items():
+      for box in boxes:
+        rle = _box_rle(box, part['height'], part['width'])
+        if rle is None:
+          continue
+        segs = [None] * n
+        segs[int(t)] = rle
+        anns.append(dict(id=len(anns) + 1, video_id=vid, category_id=1, iscrowd=1,
+                         segmentations=segs, areas=[int(mask_utils.area(rle)) if s else None
+                                                    for s in segs],
+                         bboxes=[box if s else None for s in segs]))
+    for t, boxes in part.get('ignore', {}).items():      # MOTS: one class-10 region a frame
+      region = np.zeros((part['height'], part['width']), bool)
+      for box in boxes:
+        rle = _box_rle(box, part['height'], part['width'])
+        if rle is not None:
+          region |= mask_utils.decode(rle).astype(bool)
+      for rle in seq.masks[int(t)]:
+        region &= ~mask_utils.decode(rle).astype(bool)
+      if region.any():
+        seq.add(int(t), IGNORE_ID, region, class_id=evaluation.IGNORE)
     evaluation.write_mots_txt(os.path.join(mots_dir, f'{part["name"]}.txt'), seq)
   _write_json(os.path.join(out_dir, 'annotations.json'), dict(
       info=dict(description='hvisnet pseudo-labels (teacher: SSDLite-MobileNetV2 COCO boxes + '
                             'BlazePose segmentation; identities by the hvisnet tracker)'),
       videos=videos, annotations=anns, categories=[dict(id=1, name='person')]))
-  return dict(videos=len(videos), tracks=len(anns),
-              masks=sum(sum(s is not None for s in a['segmentations']) for a in anns),
+  people = [a for a in anns if not a['iscrowd']]
+  return dict(videos=len(videos), tracks=len(people),
+              ignore_regions=len(anns) - len(people),
+              masks=sum(sum(s is not None for s in a['segmentations']) for a in people),
               frames=sum(v['length'] for v in videos))
 
 
@@ -199,7 +247,8 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
         parts.append(part)
         continue
     if teacher is None:
-      teacher = teacher_lib.Teacher(tiles=opts.tiles)
+      teacher = teacher_lib.Teacher(tiles=opts.tiles,
+                                    det_thresh=min(opts.low_thresh, opts.ignore_thresh))
     image_dir = os.path.join(out_dir, 'JPEGImages', name)
     shutil.rmtree(image_dir, ignore_errors=True)     # frames of an unfinished earlier run
     part = label_source(src, teacher, opts, image_dir, progress)

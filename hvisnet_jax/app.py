@@ -192,27 +192,47 @@ def _source_name(source) -> str:
   return f'camera{source}'
 
 
+DEMO_CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets',
+                         'basketball_gym.mp4')          # real, held out of training; CREDITS.md
+
+
 def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, seed: int = 7,
-         preset: str = 'easy', predictor=None, progress: bool = True) -> Dict:
-  """The built-in main job: synthetic video -> default model + tracker -> metrics."""
+         preset: str = 'easy', predictor=None, synthetic_predictor=None,
+         real_clip: Optional[str] = DEMO_CLIP, progress: bool = True) -> Dict:
+  """The built-in main job, two clips:
+
+  real/       the real clip shipped with the package -> `predictor` (default: the built-in
+              real model) + tracker: tracks.txt, results.json, render.mp4 (no ground truth);
+  synthetic/  a synthetic video with exact ground truth -> `synthetic_predictor` (default:
+              the built-in synthetic model) + tracker -> MOTS metrics.
+  """
   from hvisnet_jax import predictor as predictor_lib, synth  # pylint: disable=g-import-not-at-top
   predictor = predictor or predictor_lib.Predictor.from_export()
+  synthetic_predictor = synthetic_predictor or predictor_lib.Predictor.from_export('synthetic')
   video = synth.render_video(seed, 0, frames, height, width, preset)
+  out = {}
   with staged_output(out_dir) as tmp:
-    video.write_mp4(os.path.join(tmp, 'input.mp4'))
+    if real_clip:
+      real = track_to_dir(real_clip, predictor, os.path.join(tmp, 'real'), save_video=True,
+                          progress=progress)
+      out['real'] = dict(clip=real_clip, identities=len({t for f in real['result'].frames
+                                                         for t in f}),
+                         **{k: v for k, v in real.items() if k != 'result'})
+    syn = os.path.join(tmp, 'synthetic')
+    os.makedirs(os.path.join(syn, 'gt'))
+    os.makedirs(os.path.join(syn, 'pred'))
+    video.write_mp4(os.path.join(syn, 'input.mp4'))
     gt = video.ground_truth()
-    os.makedirs(os.path.join(tmp, 'gt'))
-    os.makedirs(os.path.join(tmp, 'pred'))
-    evaluation.write_mots_txt(os.path.join(tmp, 'gt', f'{video.name}.txt'), gt)
-    track_dir = os.path.join(tmp, 'track')
-    res = track_to_dir(os.path.join(tmp, 'input.mp4'), predictor, track_dir, save_video=True,
-                       progress=progress)
+    evaluation.write_mots_txt(os.path.join(syn, 'gt', f'{video.name}.txt'), gt)
+    track_dir = os.path.join(syn, 'track')
+    res = track_to_dir(os.path.join(syn, 'input.mp4'), synthetic_predictor, track_dir,
+                       save_video=True, progress=progress)
     pred = res['result'].sequence(video.name, frames)
-    evaluation.write_mots_txt(os.path.join(tmp, 'pred', f'{video.name}.txt'), pred)
-    os.replace(os.path.join(track_dir, 'render.mp4'), os.path.join(tmp, 'render.mp4'))
+    evaluation.write_mots_txt(os.path.join(syn, 'pred', f'{video.name}.txt'), pred)
+    os.replace(os.path.join(track_dir, 'render.mp4'), os.path.join(syn, 'render.mp4'))
     shutil.rmtree(track_dir)
     metrics = evaluation.evaluate_mots({video.name: gt}, {video.name: pred})
-    with open(os.path.join(tmp, 'metrics.json'), 'w') as f:
+    with open(os.path.join(syn, 'metrics.json'), 'w') as f:
       json.dump(metrics, f, indent=2)
-  stats = {k: v for k, v in res.items() if k != 'result'}
-  return dict(metrics=metrics, stats=stats)
+    out['synthetic'] = {k: v for k, v in res.items() if k != 'result'}
+  return dict(metrics=metrics, stats=out['synthetic'], real=out.get('real'))

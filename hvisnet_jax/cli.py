@@ -30,17 +30,23 @@ def _leaves(tree):
 
 
 def _predictor(args):
+  """--checkpoint DIR (an export) or --model NAME (built in: real, the default, or synthetic)."""
   from hvisnet_jax import predictor  # pylint: disable=g-import-not-at-top
-  if getattr(args, 'checkpoint', None):
-    return predictor.Predictor.from_export(args.checkpoint)
-  return predictor.Predictor.from_export()
+  return predictor.Predictor.from_export(getattr(args, 'checkpoint', None) or
+                                         getattr(args, 'model', None))
 
 
 def _demo(args) -> int:
   """Synthetic video -> default model + tracker -> MOTS metrics against its ground truth."""
   from hvisnet_jax import app, evaluation  # pylint: disable=g-import-not-at-top
+  model = args.checkpoint or args.model or 'real'
   res = app.demo(args.out, frames=args.frames, seed=args.seed, preset=args.preset,
                  predictor=_predictor(args), progress=not args.quiet)
+  r = res['real']
+  print(f'real clip ({os.path.basename(r["clip"])}, model {model}): {r["frames"]} frames, '
+        f'{r["identities"]} identities, {r["fps"]:.1f} frames/s end to end -> '
+        f'{os.path.join(os.path.abspath(args.out), "real", "render.mp4")}')
+  print('synthetic clip with exact ground truth (model synthetic):')
   print(evaluation.format_table(res['metrics']))
   s = res['stats']
   print(f'{s["frames"]} frames at {s["fps"]:.1f} frames/s end to end (tracker '
@@ -280,9 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
   b.add_argument('--json', default=None)
   b.set_defaults(func=_bench)
 
-  d = sub.add_parser('demo', help='synthetic video -> default model + tracker -> metrics')
+  d = sub.add_parser('demo', help='a real clip -> the real model + tracker; a synthetic clip '
+                     'with ground truth -> metrics')
   d.add_argument('--out', default='demo_out')
-  d.add_argument('--checkpoint', default=None, help='exported model dir (default: built in)')
+  d.add_argument('--checkpoint', default=None, help='exported model dir for the real clip')
+  d.add_argument('--model', choices=['real', 'synthetic'], default=None,
+                 help='built-in model for the real clip (default: real)')
   d.add_argument('--frames', type=int, default=48)
   d.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
   d.add_argument('--seed', type=int, default=7)
@@ -293,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
   k.add_argument('source', help='video file, image folder, camera index or stream URL')
   k.add_argument('--out', required=True)
   k.add_argument('--checkpoint', default=None, help='exported model dir (default: built in)')
+  k.add_argument('--model', choices=['real', 'synthetic'], default=None,
+                 help='built-in model (default: real)')
   k.add_argument('--save-video', action='store_true', help='write render.mp4')
   k.add_argument('--save-masks', action='store_true', help='write masks/<id>/<frame>.png')
   k.add_argument('--quiet', action='store_true')
@@ -311,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help='pixels between the trajectory and a track foot point (default: '
                       '0.5 x box height)')
   x.add_argument('--checkpoint', default=None)
+  x.add_argument('--model', choices=['real', 'synthetic'], default=None,
+                 help='built-in model (default: real)')
   x.add_argument('--quiet', action='store_true')
   x.set_defaults(func=_extract)
   return p

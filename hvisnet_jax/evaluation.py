@@ -479,8 +479,10 @@ def evaluate_mots(gt: Dict[str, Sequence], pred: Dict[str, Sequence],
 
 # --------------------------------------------------------------------------- COCO mask AP
 
-def evaluate_coco(gt_path, results, category: str = 'person') -> Dict[str, float]:
-  """COCO mask AP/AP50/AP75 (and by size) for one category, via pycocotools' COCOeval.
+def evaluate_coco(gt_path, results, category: str = 'person',
+                  iou_type: str = 'segm') -> Dict[str, float]:
+  """COCO mask (iou_type 'segm') or box ('bbox') AP/AP50/AP75 (and by size) for one
+  category, via pycocotools' COCOeval.
 
   `gt_path` is a ground-truth JSON path or an in-memory COCO dict; `results` a results-JSON
   path or an in-memory list of result dicts.
@@ -503,8 +505,9 @@ def evaluate_coco(gt_path, results, category: str = 'person') -> Dict[str, float
     raise EvalInputError(f'{gt_path}: no category named {category!r}')
   image_ids = {im['id'] for im in gt_json['images']}
   for i, r in enumerate(res):
-    if 'segmentation' not in r or 'score' not in r or 'image_id' not in r:
-      raise EvalInputError(f'{where}: [{i}] needs image_id, segmentation and score')
+    field = 'segmentation' if iou_type == 'segm' else 'bbox'
+    if field not in r or 'score' not in r or 'image_id' not in r:
+      raise EvalInputError(f'{where}: [{i}] needs image_id, {field} and score')
     if r['image_id'] not in image_ids:
       raise EvalInputError(f'{where}: [{i}] image_id {r["image_id"]} is not in {gt_path}')
   with contextlib.redirect_stdout(io.StringIO()):
@@ -513,7 +516,7 @@ def evaluate_coco(gt_path, results, category: str = 'person') -> Dict[str, float
     coco.createIndex()
     # loadRes adds fields to the dicts it is given; keep the caller's results untouched.
     dets = coco.loadRes(copy.deepcopy(res)) if res else COCO()
-    ev = COCOeval(coco, dets, 'segm')
+    ev = COCOeval(coco, dets, iou_type)
     ev.params.catIds = cat_ids
     ev.evaluate()
     ev.accumulate()

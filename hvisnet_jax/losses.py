@@ -97,7 +97,10 @@ def compute_losses(outputs: Dict, tg: Dict, batch: Dict, extra_params: Dict, key
   pos = tg['labels'] > 0
   num_pos = jnp.maximum(pos.sum(), 1.0)
 
-  cls = focal_loss(flat['cls_logits'][..., 0], labels).sum() / num_pos
+  focal = focal_loss(flat['cls_logits'][..., 0], labels)
+  if 'ignore' in tg:                 # ignore regions: no negatives there (positives stay)
+    focal = focal * (pos | ~tg['ignore'])
+  cls = focal.sum() / num_pos
   ctr_sum = jnp.maximum(tg['ctr'].sum(), 1e-6)
   giou = (giou_loss_ltrb(flat['bbox_reg'], tg['reg']) * tg['ctr']).sum() / ctr_sum
   ctr = (optax.sigmoid_binary_cross_entropy(flat['ctrness'][..., 0], tg['ctr']) *

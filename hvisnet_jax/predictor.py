@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Dict
+from typing import Optional, Any, Dict
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,19 @@ import numpy as np
 from hvisnet_jax import model as model_lib
 from hvisnet_jax import postprocess
 
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'default_model')
+# Committed models: 'real' (the default; MobileNetV2 student distilled on real footage,
+# benchmarks/train_real.py) and 'synthetic' (tiny DLA, trained on synthetic cartoons).
+MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'models')
+BUILT_IN_MODELS = ('real', 'synthetic')
+DEFAULT_MODEL = 'real'
+
+
+def model_dir(name_or_dir: Optional[str] = None) -> str:
+  """A built-in model's name ('real', 'synthetic'; None = the default) or an export directory."""
+  name_or_dir = name_or_dir or DEFAULT_MODEL
+  if name_or_dir in BUILT_IN_MODELS:
+    return os.path.join(MODELS_DIR, name_or_dir)
+  return name_or_dir
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
 
 
@@ -85,13 +97,11 @@ class Predictor:
 
   @classmethod
   def from_export(cls, directory: str = None):
-    """A model exported by benchmarks/train_synthetic.py --export: config.json + variables/.
-
-    Without a directory, the project's committed default model (hvisnet_jax/default_model).
-    """
+    """An exported model (config.json + variables/): a directory, or a built-in model's
+    name ('real', the default, or 'synthetic'; see BUILT_IN_MODELS)."""
     import json  # pylint: disable=g-import-not-at-top
     from hvisnet_jax import convert_torch  # pylint: disable=g-import-not-at-top
-    directory = directory or DEFAULT_MODEL_DIR
+    directory = model_dir(directory)
     cfg_path = os.path.join(directory, 'config.json')
     if not os.path.isfile(cfg_path):
       raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')

@@ -31,6 +31,17 @@ def sampling_centers(strategy: str, boxes, inner, centroid):
   raise ValueError(f'sampling strategy must be one of {STRATEGIES}, got {strategy!r}')
 
 
+def ignored_locations(ignore_boxes, ignore_valid, mcfg: ml_collections.ConfigDict,
+                      height: int, width: int):
+  """(L,) bool: locations inside an ignore region's box (COCO crowd, MOTS class 10, people
+  the pseudo-labeller saw but could not label). Not a negative for classification there."""
+  locs, _ = model_lib.locations(mcfg, height, width)
+  x, y = locs[:, 0:1], locs[:, 1:2]
+  b = ignore_boxes
+  inside = (x >= b[None, :, 0]) & (x <= b[None, :, 2]) & (y >= b[None, :, 1]) & (y <= b[None, :, 3])
+  return (inside & ignore_valid[None, :]).any(-1)
+
+
 def fcos_targets(boxes, centers, valid, mcfg: ml_collections.ConfigDict,
                  tcfg: ml_collections.ConfigDict, height: int, width: int) -> Dict:
   """Targets for one image. boxes (M, 4), centers (M, 2) (NaN = none), valid (M,).

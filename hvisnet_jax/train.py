@@ -159,6 +159,9 @@ def make_train_step(config):
                                            batch['centroid'])
     tg = jax.vmap(lambda b, c, v: targets_lib.fcos_targets(b, c, v, mcfg, tcfg, h, w))(
         batch['boxes'], centers, batch['valid'])
+    if 'ignore_boxes' in batch:
+      tg['ignore'] = jax.vmap(lambda b, v: targets_lib.ignored_locations(b, v, mcfg, h, w))(
+          batch['ignore_boxes'], batch['ignore_valid'])
 
     def loss_fn(params):
       outputs, new_vars = net.apply({'params': params['model'],

@@ -12,7 +12,7 @@ from hvisnet_jax import app, cli, evaluation, predictor, synth, video
 
 @pytest.fixture(scope='module')
 def default_predictor():
-  return predictor.Predictor.from_export()
+  return predictor.Predictor.from_export('synthetic')   # the clips here are synthetic
 
 
 @pytest.fixture(scope='module')
@@ -27,6 +27,17 @@ def clip_dir(tmp_path_factory):
 
 def test_demo_writes_everything_and_scores(tmp_path, capsys):
   assert cli.main(['demo', '--out', str(tmp_path), '--frames', '16', '--quiet']) == 0
+  real = tmp_path / 'real'
+  for f in ('tracks.txt', 'results.json', 'render.mp4'):
+    assert (real / f).is_file(), f
+  # The real clip (two basketball players, 90 frames): the real model tracks them.
+  seq = list(evaluation.read_mots(str(real / 'tracks.txt')).values())[0]
+  frames_with_two = sum(len(ids) >= 2 for ids in seq.ids)
+  assert frames_with_two > 0.5 * 90, frames_with_two
+  assert not evaluation.find_overlaps(seq)
+  out = capsys.readouterr().out
+  assert 'real clip (basketball_gym.mp4, model real)' in out
+  tmp_path = tmp_path / 'synthetic'
   for f in ('input.mp4', 'render.mp4', 'metrics.json'):
     assert (tmp_path / f).is_file(), f
   gt = list((tmp_path / 'gt').glob('*.txt'))
@@ -40,7 +51,7 @@ def test_demo_writes_everything_and_scores(tmp_path, capsys):
   again = evaluation.evaluate_mots(evaluation.read_mots(str(tmp_path / 'gt')),
                                    evaluation.read_mots(str(tmp_path / 'pred')))
   assert again['combined']['sMOTSA'] == pytest.approx(c['sMOTSA'])
-  assert 'COMBINED' in capsys.readouterr().out
+  assert 'COMBINED' in out
   cap = cv2.VideoCapture(str(tmp_path / 'render.mp4'))
   assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
 
@@ -99,11 +110,11 @@ def test_extract_person_cli_on_synthetic(tmp_path):
   assert cli.main(['extract-person', str(tmp_path / 'd' / 'JPEGImages' / name),
                    '--trajectories', str(tmp_path / 'd' / 'trajectories' / f'{name}.txt'),
                    '--homography', str(tmp_path / 'd' / 'trajectories' / 'H.txt'),
-                   '--pid', str(pid), '--out', str(out), '--quiet']) == 0
+                   '--pid', str(pid), '--out', str(out), '--model', 'synthetic', '--quiet']) == 0
   summary = json.loads((out / 'summary.json').read_text())
   assert summary['pid'] == pid and summary['frames_with_mask'] > 0
   assert len(list((out / 'masks').glob('*.png'))) == summary['frames_with_mask']
   assert cli.main(['extract-person', str(tmp_path / 'd' / 'JPEGImages' / name),
                    '--trajectories', str(tmp_path / 'd' / 'trajectories' / f'{name}.txt'),
                    '--homography', str(tmp_path / 'd' / 'trajectories' / 'H.txt'),
-                   '--pid', '999', '--out', str(tmp_path / 'p2'), '--quiet']) == 2
+                   '--pid', '999', '--out', str(tmp_path / 'p2'), '--model', 'synthetic', '--quiet']) == 2

@@ -209,19 +209,23 @@ def test_pseudo_label_writes_ytvis_that_build_dataset_reads_and_resumes(
   gt = json.load(open(os.path.join(out, 'annotations.json')))
   v = gt['videos'][0]
   assert v['length'] == 6 and v['name'] == 'mmaction2_basketball_gym'
+  people = [a for a in gt['annotations'] if not a['iscrowd']]
   for ann in gt['annotations']:
     assert len(ann['segmentations']) == 6
+  for ann in people:
     assert sum(s is not None for s in ann['segmentations']) >= 2
   # masks of one frame never overlap, and the MOTS file says the same
   from pycocotools import mask as mask_utils
   for t in range(6):
-    segs = [a['segmentations'][t] for a in gt['annotations'] if a['segmentations'][t]]
+    segs = [a['segmentations'][t] for a in people if a['segmentations'][t]]
     if len(segs) > 1:
       m = mask_utils.decode(segs).astype(int).sum(-1)
       assert m.max() == 1
   lines = open(os.path.join(out, 'mots', 'mmaction2_basketball_gym.txt')).read().splitlines()
-  assert len(lines) == sum(sum(s is not None for s in a['segmentations'])
-                           for a in gt['annotations'])
+  person_lines = [l for l in lines if l.split()[2] == '2']
+  assert len(person_lines) == sum(sum(s is not None for s in a['segmentations']) for a in people)
+  assert all(l.split()[2] == '10' and l.split()[1] == '10000' for l in lines
+             if l not in person_lines)
   recs = list(records.ytvis_records(os.path.join(out, 'annotations.json')))
   assert len(recs) == 1 and len(recs[0].frames) == 6
 
