@@ -23,7 +23,8 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from data_pipelines import builders, pipeline  # noqa: E402
-from hvisnet_jax import config_defaults, synth  # noqa: E402
+from hvisnet_jax import config_defaults  # noqa: E402
+from hvisnet_jax.synthetic import synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'shared', 'data')

@@ -15,7 +15,10 @@ import tempfile
 import cv2
 import numpy as np
 
-from hvisnet_jax import app, predictor, synth, video as video_lib
+from hvisnet_jax.apps import track as app
+from hvisnet_jax.inference import predictor
+from hvisnet_jax.synthetic import synth
+from hvisnet_jax import video as video_lib
 
 
 def main(argv=None) -> int:

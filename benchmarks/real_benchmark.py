@@ -28,7 +28,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvisnet_jax import app, evaluation, predictor as predictor_lib  # pylint: disable=wrong-import-position
+from hvisnet_jax import evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax.apps import track as app
+from hvisnet_jax.inference import predictor as predictor_lib
 import train_real  # pylint: disable=wrong-import-position
 
 SPEED_CLIPS = (('vtest.avi 768x576', 'videos/vtest.avi'),

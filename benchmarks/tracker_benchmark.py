@@ -2,7 +2,7 @@
 
   python benchmarks/tracker_benchmark.py --out benchmarks/results/tracker_cpu.json
 
-Thin wrapper over hvisnet_jax.bench.bench_tracker that limits BLAS to one thread and pins
+Thin wrapper over hvisnet_jax.apps.bench.bench_tracker that limits BLAS to one thread and pins
 the process to one core before numpy loads.
 """
 import os
@@ -14,7 +14,7 @@ import argparse  # pylint: disable=wrong-import-position
 import json  # pylint: disable=wrong-import-position
 import platform  # pylint: disable=wrong-import-position
 
-from hvisnet_jax import bench  # pylint: disable=wrong-import-position
+from hvisnet_jax.apps import bench  # pylint: disable=wrong-import-position
 
 
 def main():

@@ -57,7 +57,10 @@ def main():
 
   import tqdm  # pylint: disable=g-import-not-at-top
   from data_pipelines import builders, pseudo_label  # pylint: disable=g-import-not-at-top
-  from hvisnet_jax import config_defaults, packaged_files, predictor, train  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import config_defaults, main as main_lib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.interop import packaged_files
+  from hvisnet_jax.inference import predictor
+  from hvisnet_jax.training import trainer as train
 
   t0 = time.perf_counter()
   packaged_files.fetch()
@@ -95,7 +98,7 @@ def main():
     node[leaf] = type(node[leaf])(value)
   t = time.perf_counter()
   workdir = os.path.join(a.work, 'train')
-  state = train.train_and_evaluate(config, workdir)
+  state = train.train_and_evaluate(config, workdir, main_lib.make_source(config))
   times['train_s'] = time.perf_counter() - t
   pred = predictor.Predictor(config, train.inference_variables(state))
   pred.export(a.export, train_log=os.path.join(workdir, 'metrics.jsonl'), dtype='bfloat16')

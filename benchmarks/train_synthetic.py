@@ -19,7 +19,11 @@ import time
 
 import jax
 
-from hvisnet_jax import config_defaults, predictor, synthetic_eval, train
+from hvisnet_jax import config_defaults
+from hvisnet_jax import main as main_lib
+from hvisnet_jax.inference import predictor
+from hvisnet_jax.synthetic import heldout_eval as synthetic_eval
+from hvisnet_jax.training import trainer as train
 
 
 def _apply_override(config, text):
@@ -57,7 +61,7 @@ def main():
       previous = json.load(f)
     config.train.steps = previous['steps']        # nothing left to train
   t0 = time.perf_counter()
-  state = train.train_and_evaluate(config, a.workdir)
+  state = train.train_and_evaluate(config, a.workdir, main_lib.make_source(config))
   train_s = previous.get('train_wall_s', time.perf_counter() - t0)
   with open(os.path.join(a.workdir, 'metrics.jsonl')) as f:
     log = [json.loads(line) for line in f]

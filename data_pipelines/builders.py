@@ -17,7 +17,7 @@ image is a one-frame clip):
     centroid            the mask centroid, (x, y)
     area                mask pixels
 
-Centers come from `hvisnet_jax.centers`, the NumPy code the trainer's targets use for the
+Centers come from `hvisnet_jax.training.centers`, the NumPy code the trainer's targets use for the
 synthetic source. The number of identities and the skip counts of each split are stored in
 the dataset's metadata (`num_ids`, `skips`).
 """

@@ -30,7 +30,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from hvisnet_jax import evaluation
-from hvisnet_jax import tracker as tracker_lib
+from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 from data_pipelines import teacher as teacher_lib
 

@@ -300,7 +300,7 @@ def mots_records(root: str, classes: Sequence[int] = (2,), clip_length: int = 32
 
 def instance_features(rle: dict) -> Dict[str, np.ndarray]:
   """Mask, tight box and both sampling centers: the NumPy code the trainer's targets use."""
-  from hvisnet_jax import centers  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.training import centers  # pylint: disable=g-import-not-at-top
   m = mask_utils.decode(rle).astype(bool)
   return dict(mask=m, box=np.asarray(centers.box_of(m), np.float32),
               inner_center=np.asarray(centers.inner_center(m), np.float32),

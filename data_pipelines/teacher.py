@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from hvisnet_jax.packaged_files import check_files
+from hvisnet_jax.interop.packaged_files import check_files
 
 
 # --------------------------------------------------------------------------- inference

@@ -6,11 +6,13 @@ import json
 import os
 import sys
 
-from hvisnet_jax import packaged_files
+from hvisnet_jax.interop import packaged_files
 
 
 def _convert_torch(args) -> int:
-  from hvisnet_jax import config_defaults, convert_torch  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import export as export_lib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.interop import convert_torch  # pylint: disable=g-import-not-at-top
   cfg = config_defaults.load_config(args.config).model
   sd = convert_torch.load_state_dict(args.state_dict)
   try:
@@ -18,7 +20,7 @@ def _convert_torch(args) -> int:
   except convert_torch.ConversionError as e:
     raise convert_torch.ConversionError(f'{args.state_dict}: {e}') from None
   variables = {col: {'backbone': backbone[col]} for col in ('params', 'batch_stats')}
-  convert_torch.save_variables(args.out, variables)
+  export_lib.save_variables(args.out, variables)
   n = sum(v.size for v in _leaves(backbone['params']))
   print(f'wrote {n:,} backbone parameters from {args.state_dict} to {os.path.abspath(args.out)}')
   return 0
@@ -31,14 +33,15 @@ def _leaves(tree):
 
 def _predictor(args):
   """--checkpoint DIR (an export) or --model NAME (built in: real, the default, or synthetic)."""
-  from hvisnet_jax import predictor  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   return predictor.Predictor.from_export(getattr(args, 'checkpoint', None) or
                                          getattr(args, 'model', None))
 
 
 def _demo(args) -> int:
   """Synthetic video -> default model + tracker -> MOTS metrics against its ground truth."""
-  from hvisnet_jax import app, evaluation  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app
   model = args.checkpoint or args.model or 'real'
   res = app.demo(args.out, frames=args.frames, seed=args.seed, preset=args.preset,
                  predictor=_predictor(args), progress=not args.quiet)
@@ -55,7 +58,7 @@ def _demo(args) -> int:
 
 
 def _track(args) -> int:
-  from hvisnet_jax import app  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   source = int(args.source) if args.source.isdigit() else args.source
   res = app.track_to_dir(source, _predictor(args), args.out, save_video=args.save_video,
                          save_masks=args.save_masks, progress=not args.quiet)
@@ -67,7 +70,7 @@ def _track(args) -> int:
 
 
 def _extract(args) -> int:
-  from hvisnet_jax import extract  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import extract  # pylint: disable=g-import-not-at-top
   res = extract.extract_person_to_dir(
       args.source, _predictor(args), args.trajectories, args.homography, args.pid, args.out,
       frame_offset=args.frame_offset, frame_step=args.frame_step,
@@ -101,7 +104,7 @@ def _eval(args) -> int:
 
 
 def _synth(args) -> int:
-  from hvisnet_jax import synth  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.synthetic import synth  # pylint: disable=g-import-not-at-top
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   try:
     h, w = (int(x) for x in args.size.lower().split('x'))
@@ -168,7 +171,7 @@ def _pseudo_label(args) -> int:
 
 
 def _bench(args) -> int:
-  from hvisnet_jax import bench  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import bench  # pylint: disable=g-import-not-at-top
   res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
                   args.warmup, args.runs, source=args.source,
                   compile_torch=not args.no_torch_compile)

@@ -13,7 +13,8 @@ import jax
 import ml_collections
 import pytest
 
-from hvisnet_jax import config_defaults, model
+from hvisnet_jax import config_defaults
+from hvisnet_jax.model import hvisnet as model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data')

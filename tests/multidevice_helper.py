@@ -13,7 +13,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from hvisnet_jax import config_defaults, sharding, synthetic_source, train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hvisnet_jax.training import sharding
+from hvisnet_jax.synthetic import source as synthetic_source
+from hvisnet_jax.training import trainer as train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

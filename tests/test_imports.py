@@ -12,10 +12,10 @@ _BLOCK_TF = ("import sys\n"
 
 def test_everything_but_the_data_pipelines_imports_without_tensorflow():
   code = _BLOCK_TF + (
-      'import hvisnet_jax.model, hvisnet_jax.predictor, hvisnet_jax.tracker, hvisnet_jax.app\n'
-      'import hvisnet_jax.bench, hvisnet_jax.train, hvisnet_jax.evaluation, hvisnet_jax.cli\n'
-      'import hvisnet_jax.extract, hvisnet_jax.synthetic_source, hvisnet_jax.torch_model\n'
-      'from hvisnet_jax import train\n'
+      'import hvisnet_jax.model.hvisnet, hvisnet_jax.inference.predictor, hvisnet_jax.tracking.tracker, hvisnet_jax.apps.track\n'
+      'import hvisnet_jax.apps.bench, hvisnet_jax.training.trainer, hvisnet_jax.evaluation, hvisnet_jax.cli\n'
+      'import hvisnet_jax.apps.extract, hvisnet_jax.synthetic.source, hvisnet_jax.interop.torch_model\n'
+      'from hvisnet_jax.training import trainer as train\n'
       'print(type(train.make_writer("/tmp")).__name__)\n')
   out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr[-2000:]

@@ -1,0 +1,1 @@
+"""What a user runs: track a video, the demo, extract one person, benchmarks."""

@@ -1,0 +1,1 @@
+"""Per-frame inference in one jit: resizing, decoding, NMS, mask pasting, export."""

@@ -1,0 +1,198 @@
+"""Per-frame inference: any HxW RGB frame in, padded instances in that frame's coordinates out.
+
+Resizing (short side to `min_size`, long side capped at `max_size`), padding to a
+multiple of 32, the network, post-processing and pasting all run inside one jitted
+function per input shape; jit's own cache means each frame size compiles once.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Optional, Any, Dict
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hvisnet_jax.model import hvisnet as model_lib
+from hvisnet_jax.inference import export as export_lib
+from hvisnet_jax.inference import postprocess
+
+# Committed models: 'real' (the default; MobileNetV2 student distilled on real footage,
+# benchmarks/train_real.py) and 'synthetic' (tiny DLA, trained on synthetic cartoons).
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
+BUILT_IN_MODELS = ('real', 'synthetic')
+DEFAULT_MODEL = 'real'
+
+
+def model_dir(name_or_dir: Optional[str] = None) -> str:
+  """A built-in model's name ('real', 'synthetic'; None = the default) or an export directory."""
+  name_or_dir = name_or_dir or DEFAULT_MODEL
+  if name_or_dir in BUILT_IN_MODELS:
+    return os.path.join(MODELS_DIR, name_or_dir)
+  return name_or_dir
+OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
+
+
+def resize_plan(height: int, width: int, icfg: ml_collections.ConfigDict):
+  """(resized_h, resized_w), (padded_h, padded_w) for a frame of height x width."""
+  scale = icfg.min_size / min(height, width)
+  if max(height, width) * scale > icfg.max_size:
+    scale = icfg.max_size / max(height, width)
+  rh, rw = max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+  d = icfg.size_divisibility
+  return (rh, rw), (-(-rh // d) * d, -(-rw // d) * d)
+
+
+def check_frames(frames: Any, batched: bool) -> np.ndarray:
+  """Validates frames, returning an ndarray; raises ValueError saying what was expected."""
+  arr = np.asarray(frames)
+  want = '(N, H, W, 3)' if batched else '(H, W, 3)'
+  rank = 4 if batched else 3
+  if arr.ndim != rank or arr.shape[-1] != 3:
+    raise ValueError(f'expected an RGB frame{"s" if batched else ""} of shape {want}, got '
+                     f'shape {arr.shape}')
+  if arr.size == 0:
+    raise ValueError(f'expected a non-empty frame of shape {want}, got shape {arr.shape}')
+  if arr.dtype != np.uint8:
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+      raise ValueError(f'expected uint8 or real-valued pixels, got dtype {arr.dtype}')
+    if not np.isfinite(arr).all():
+      raise ValueError('frame holds non-finite values (NaN or inf); expected pixel values '
+                       'in [0, 255]')
+  return arr
+
+
+def _overlay(base, loaded, source, path=()):
+  """`base` with every leaf present in `loaded` replaced, checking names and shapes."""
+  if not isinstance(loaded, dict):
+    if not hasattr(base, 'shape') or tuple(base.shape) != tuple(np.shape(loaded)):
+      raise ValueError(f'{source}: {"/".join(path)} has shape {np.shape(loaded)}, the config '
+                       f'expects {getattr(base, "shape", "a sub-tree")}')
+    return jnp.asarray(loaded, base.dtype)
+  if not isinstance(base, dict):
+    raise ValueError(f'{source}: {"/".join(path)} is a sub-tree, the config expects a tensor')
+  out = dict(base)
+  for k, v in loaded.items():
+    if k not in base:
+      raise ValueError(f'{source}: {"/".join(path + (k,))} does not exist in the model config')
+    out[k] = _overlay(base[k], v, source, path + (k,))
+  return out
+
+
+class Predictor:
+  """Jitted HVISNet inference with fixed-size outputs per frame.
+
+  Outputs (numpy, per frame; N = inference.max_detections, instances by descending score):
+    boxes (N, 4) x1,y1,x2,y2 in frame pixels; scores (N,); embeddings (N, D), unit norm;
+    valid (N,) bool (a detection with an empty mask, or a duplicate hidden under a
+    higher-scoring one, is not valid); label_map (H, W) int32, the index of the instance
+    owning each pixel or -1; mask_logits (N, R, R), the blender's output inside each box.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, variables: Dict[str, Any]):
+    self.config = config
+    self.variables = variables
+    self.model = model_lib.HVISNet(config.model, train=False)
+
+  @classmethod
+  def from_export(cls, directory: str = None):
+    """An exported model (config.json + variables/): a directory, or a built-in model's
+    name ('real', the default, or 'synthetic'; see BUILT_IN_MODELS)."""
+    import json  # pylint: disable=g-import-not-at-top
+    directory = model_dir(directory)
+    cfg_path = os.path.join(directory, 'config.json')
+    if not os.path.isfile(cfg_path):
+      raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')
+    with open(cfg_path) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    # The shapes alone (no compile, no computation) are the template an export fills.
+    base = jax.eval_shape(lambda: model_lib.init_variables(config.model, jax.random.PRNGKey(0)))
+    loaded = export_lib.load_variables(os.path.join(directory, 'variables'))
+    variables = _overlay(base, loaded, directory)
+    missing = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(variables)
+               if isinstance(v, jax.ShapeDtypeStruct)]
+    if missing:
+      raise ValueError(f'{directory}: the export lacks {len(missing)} tensors of its config '
+                       f'(first: {missing[0]})')
+    return cls(config, variables)
+
+  def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
+    """Writes config.json + variables/ (what from_export reads), atomically.
+
+    dtype 'bfloat16' halves the files (from_export casts back to float32).
+    """
+    import shutil  # pylint: disable=g-import-not-at-top
+    tmp = directory.rstrip('/') + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    variables = self.variables
+    if dtype != 'float32':
+      variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
+                               if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
+    export_lib.save_variables(os.path.join(tmp, 'variables'), variables)
+    with open(os.path.join(tmp, 'config.json'), 'w') as f:
+      f.write(self.config.to_json(indent=2, sort_keys=True))
+    if train_log:
+      shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+
+  @classmethod
+  def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):
+    """Config file[:arg] plus an orbax variables directory (see export_lib.save_variables).
+
+    A checkpoint holding only some modules (e.g. the backbone from `hvisnet convert-torch`)
+    fills those modules; the rest keep their initialisation from `seed`. Shapes must match
+    the config, or the error names the first mismatched tensor.
+    """
+    from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
+    config = config_defaults.load_config(config_spec)
+    variables = model_lib.init_variables(config.model, jax.random.PRNGKey(seed))
+    if variables_path:
+      loaded = export_lib.load_variables(variables_path)
+      variables = _overlay(variables, loaded, variables_path)
+    return cls(config, variables)
+
+  @functools.partial(jax.jit, static_argnums=(0,))
+  def _run(self, variables, frames):
+    b, h, w, _ = frames.shape
+    icfg, mcfg = self.config.inference, self.config.model
+    (rh, rw), (ph, pw) = resize_plan(h, w, icfg)
+    x = frames.astype(jnp.float32)
+    if (rh, rw) != (h, w):
+      x = jax.image.resize(x, (b, rh, rw, 3), 'linear', antialias=True)
+    x = jnp.pad(x, ((0, 0), (0, ph - rh), (0, pw - rw), (0, 0)))
+    outputs = self.model.apply(variables, x)
+    det = postprocess.detect(outputs, mcfg, icfg, (ph, pw), (rh, rw))
+    sx, sy = w / rw, h / rh
+    boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
+    boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
+    det['boxes'] = boxes
+    det['label_map'], det['valid'] = postprocess.paste_and_label(
+        det['mask_logits'], boxes, det['valid'], h, w, icfg.mask_thresh,
+        icfg.get('min_visible_fraction', 0.0))
+    return det
+
+  # jit on a bound method hashes `self`; identity hashing keeps one cache per predictor.
+  __hash__ = object.__hash__
+
+  def dispatch(self, frames: np.ndarray) -> Dict[str, jax.Array]:
+    """Starts inference on a batch (N, H, W, 3) and returns device arrays without waiting."""
+    frames = check_frames(frames, batched=True)
+    return self._run(self.variables, jnp.asarray(frames))
+
+  def predict_batch(self, frames: np.ndarray) -> Dict[str, np.ndarray]:
+    """Batch (N, H, W, 3) -> dict of numpy arrays with a leading batch axis."""
+    return {k: np.asarray(v) for k, v in self.dispatch(frames).items()}
+
+  def predict(self, frame: np.ndarray) -> Dict[str, np.ndarray]:
+    """One frame (H, W, 3) -> dict of numpy arrays (see the class docstring)."""
+    frame = check_frames(frame, batched=False)
+    return {k: v[0] for k, v in self.predict_batch(frame[None]).items()}
+
+  def compile_for(self, batch: int, height: int, width: int) -> None:
+    """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
+    jax.block_until_ready(self._run(self.variables,
+                                    jnp.zeros((batch, height, width, 3), jnp.uint8)))

@@ -1,0 +1,1 @@
+"""The match module: Kalman filter + Hungarian matching on embeddings and boxes (NumPy/SciPy)."""

@@ -1,0 +1,1 @@
+"""Training: dense targets (inner centers), losses, the trainer, device sharding."""

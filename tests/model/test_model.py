@@ -1,0 +1,67 @@
+"""Architecture: output shapes and dtypes, parameter counts, input checks."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hvisnet_jax import config_defaults
+from hvisnet_jax.model import hvisnet as model
+
+
+@pytest.mark.parametrize('hw', [(64, 96), (128, 64)])
+def test_output_shapes_and_dtypes(tiny_variables, hw):
+  cfg = config_defaults.tiny_model_config()
+  h, w = hw
+  out = model.HVISNet(cfg).apply(tiny_variables, jnp.zeros((2, h, w, 3)))
+  k, m = cfg.blendmask.num_bases, cfg.blendmask.attn_size
+  assert len(out['levels']) == 3
+  for level, s in zip(out['levels'], cfg.strides):
+    want = {'cls_logits': 1, 'bbox_reg': 4, 'ctrness': 1, 'top_feats': k * m * m,
+            'embedding': cfg.identity.embedding_dim}
+    for key, c in want.items():
+      assert level[key].shape == (2, h // s, w // s, c), key
+      assert level[key].dtype == jnp.float32
+    assert (np.asarray(level['bbox_reg']) >= 0).all()   # ReLU'd distances
+  assert out['bases'].shape == (2, h // 4, w // 4, k)
+  assert out['semantic_logits'].shape == (2, h // 4, w // 4, 1)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs(tiny_variables):
+  cfg = config_defaults.tiny_model_config()
+  cfg.dtype = 'bfloat16'
+  out = model.HVISNet(cfg).apply(tiny_variables, jnp.zeros((1, 64, 64, 3)))
+  assert out['levels'][0]['cls_logits'].dtype == jnp.float32
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(tiny_variables['params']))
+
+
+def test_paper_config_parameter_count():
+  cfg = config_defaults.model_config()
+  shapes = jax.eval_shape(model.HVISNet(cfg).init, jax.random.PRNGKey(0),
+                          jnp.zeros((1, 64, 64, 3)))
+  count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
+  # timm's dla34 has 15,742,104 parameters, 513,000 of them in the 1000-way classifier.
+  assert count(shapes['params']['backbone']) == 15_742_104 - 513_000
+  # Backbone 15.23M + FPN 2.0M + towers 4.7M + attention 1.8M + identity 0.66M + bases 1.5M.
+  assert 25.0e6 < count(shapes['params']) < 27.0e6
+
+
+def test_first_level_classification_prior(tiny_variables):
+  """The class bias starts at the FCOS prior 0.01, so an untrained net predicts ~0.01."""
+  bias = tiny_variables['params']['head']['cls_logits']['bias']
+  np.testing.assert_allclose(jax.nn.sigmoid(bias), 0.01, rtol=1e-5)
+
+
+@pytest.mark.parametrize('shape,match', [((64, 64, 3), 'N, H, W, 3'), ((1, 64, 64, 4), 'N, H, W, 3'),
+                                         ((1, 60, 64, 3), 'multiples of 32')])
+def test_bad_input_shapes(tiny_variables, shape, match):
+  with pytest.raises(ValueError, match=match):
+    model.HVISNet(config_defaults.tiny_model_config()).apply(tiny_variables, jnp.zeros(shape))
+
+
+def test_locations_follow_fcos_convention():
+  cfg = config_defaults.tiny_model_config()
+  locs, strides = model.locations(cfg, 64, 96)
+  assert locs.shape == (8 * 12 + 4 * 6 + 2 * 3, 2)
+  np.testing.assert_array_equal(locs[:2], [[4, 4], [12, 4]])       # arange * 8 + 4
+  np.testing.assert_array_equal(locs[8 * 12], [8, 8])              # first P4 location
+  assert set(np.asarray(strides).tolist()) == {8, 16, 32}

@@ -1,0 +1,112 @@
+"""Tracker: Kalman arithmetic by hand, identities through occlusion, exits, crossings."""
+import numpy as np
+import pytest
+
+from hvisnet_jax.tracking import tracker as tr
+
+
+def test_kalman_initiate_and_predict_by_hand():
+  kf = tr.KalmanFilter()
+  mean, cov = kf.initiate(np.array([10.0, 20.0, 0.5, 100.0]))
+  np.testing.assert_array_equal(mean, [10, 20, 0.5, 100, 0, 0, 0, 0])
+  # std: 2*h/20 = 10 (position, height), 1e-2 (aspect), 10*h/160 = 6.25 (velocities).
+  np.testing.assert_allclose(np.diag(cov), [100, 100, 1e-4, 100, 39.0625, 39.0625, 1e-10,
+                                            39.0625])
+  mean[4] = 2.0                                  # moving right at 2 px/frame
+  m2, c2 = kf.predict(mean, cov)
+  np.testing.assert_allclose(m2[:4], [12, 20, 0.5, 100])
+  # x: P_xx + P_vv + (h/20)^2 = 100 + 39.0625 + 25; x-v covariance: P_vv; v: P_vv + (h/160)^2.
+  assert c2[0, 0] == pytest.approx(164.0625)
+  assert c2[0, 4] == pytest.approx(39.0625)
+  assert c2[4, 4] == pytest.approx(39.0625 + 0.390625)
+  # Update with a measurement at the prediction keeps the mean and shrinks the covariance.
+  m3, c3 = kf.update(m2, c2, m2[:4])
+  np.testing.assert_allclose(m3, m2, atol=1e-9)
+  assert c3[0, 0] < c2[0, 0]
+
+
+def _emb(rng, n, dim=32):
+  e = rng.normal(size=(n, dim))
+  return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def _run(frames, emb_noise=0.05, seed=0, config=None):
+  """frames: list of lists of (person, box); returns per frame {person: track id}."""
+  rng = np.random.default_rng(seed)
+  people = {p for f in frames for p, _ in f}
+  base = dict(zip(sorted(people), _emb(rng, len(people))))
+  t = tr.Tracker(config)
+  out = []
+  for f in frames:
+    boxes = np.array([b for _, b in f], float).reshape(-1, 4)
+    embs = np.array([base[p] + emb_noise * rng.normal(size=32) for p, _ in f]).reshape(len(f), 32)
+    assigned = t.update(boxes, np.full(len(f), 0.9), embs)
+    out.append({f[i][0]: tid for i, tid in assigned.items()})
+  return out
+
+
+def _walk(x0, y0, vx, t, w=30, h=80):
+  x = x0 + vx * t
+  return [x, y0, x + w, y0 + h]
+
+
+def test_identity_kept_through_full_occlusion():
+  frames = [[('a', _walk(10, 50, 4, t))] if not 10 <= t < 20 else [] for t in range(35)]
+  ids = _run(frames)
+  before = {f['a'] for f in ids[1:10]}
+  after = {f['a'] for f in ids[20:] if 'a' in f}
+  assert len(before) == 1 and after == before
+
+
+def test_identity_kept_through_leave_and_return():
+  frames = []
+  for t in range(60):
+    if t < 20:
+      frames.append([('a', _walk(500, 50, 6, t))])          # walks out past x = 620
+    elif t < 35:
+      frames.append([])                                     # out of the frame
+    else:
+      frames.append([('a', _walk(600, 50, -6, t - 35))])   # comes back, walking left
+  ids = _run(frames)
+  assert {f['a'] for f in ids[1:20]} == {f['a'] for f in ids[36:]}
+
+
+def test_no_swap_when_two_people_cross():
+  frames = [[('a', _walk(0, 50, 5, t)), ('b', _walk(200, 55, -5, t))] for t in range(40)]
+  ids = _run(frames)
+  a_ids = {f['a'] for f in ids[1:]}
+  b_ids = {f['b'] for f in ids[1:]}
+  assert len(a_ids) == 1 and len(b_ids) == 1 and a_ids != b_ids
+
+
+def test_new_identity_after_the_lost_buffer():
+  cfg = tr.TrackerConfig(track_buffer=10)
+  frames = [[('a', _walk(10, 50, 0, 0))] if t < 5 or t >= 30 else [] for t in range(40)]
+  ids = _run(frames, config=cfg)
+  assert ids[4]['a'] != ids[31]['a']
+
+
+def test_zero_and_hundreds_of_detections():
+  t = tr.Tracker()
+  assert t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 8))) == {}
+  rng = np.random.default_rng(0)
+  xy = rng.uniform(0, 2000, (300, 2))
+  boxes = np.c_[xy, xy + rng.uniform(10, 60, (300, 2))]
+  for _ in range(3):
+    out = t.update(boxes + rng.normal(0, 0.5, boxes.shape), np.full(300, 0.9),
+                   _emb(rng, 300))
+  assert len(out) > 250 and len(set(out.values())) == len(out)
+
+
+def test_low_scores_and_invalid_are_ignored():
+  t = tr.Tracker()
+  boxes = np.array([[0, 0, 10, 20], [50, 50, 60, 70], [100, 0, 110, 20]], float)
+  out = t.update(boxes, np.array([0.9, 0.3, 0.9]), _emb(np.random.default_rng(1), 3),
+                 valid=np.array([True, True, False]))
+  assert set(out) == {0}
+
+
+def test_track_id_map_keeps_masks_disjoint():
+  lm = np.array([[-1, 0, 0], [1, 1, 2]])
+  ids = tr.track_id_map(lm, {0: 7, 1: 9})
+  np.testing.assert_array_equal(ids, [[0, 7, 7], [9, 9, 0]])

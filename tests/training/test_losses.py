@@ -1,0 +1,42 @@
+"""Loss functions against their formulas, and no NaN on frames with nobody."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hvisnet_jax.training import losses
+
+
+def test_focal_loss_formula():
+  x, y = jnp.array([2.0, -1.0, 0.3]), jnp.array([1.0, 0.0, 0.0])
+  p = jax.nn.sigmoid(x)
+  want = [-0.25 * (1 - p[0]) ** 2 * np.log(p[0]), -0.75 * p[1] ** 2 * np.log(1 - p[1]),
+          -0.75 * p[2] ** 2 * np.log(1 - p[2])]
+  np.testing.assert_allclose(losses.focal_loss(x, y), want, rtol=1e-5)
+
+
+def test_giou_ltrb():
+  t = jnp.array([[2.0, 3.0, 4.0, 5.0]])
+  np.testing.assert_allclose(losses.giou_loss_ltrb(t, t), [0.0], atol=1e-6)
+  half = jnp.array([[1.0, 3.0, 2.0, 5.0]])      # same height, half the width, inside
+  np.testing.assert_allclose(losses.giou_loss_ltrb(half, t), [0.5], atol=1e-6)
+  assert float(losses.giou_loss_ltrb(jnp.zeros((1, 4)), t)[0]) == pytest.approx(1.0)
+
+
+def test_batch_hard_triplet():
+  e = jnp.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
+  ids = jnp.array([1, 1, 2, 3])
+  loss, n = losses.batch_hard_triplet(e, ids, jnp.ones(4, bool), margin=0.3)
+  # Only samples 0 and 1 have a positive. Anchor 0: d(0,1)=0.632, nearest negative d(0,2)=1.414
+  # -> 0; anchor 1: d(1,0)=0.632, nearest negative d(1,2)=0.894 -> 0.632-0.894+0.3 = 0.038.
+  assert int(n) == 2
+  d01, d12 = np.sqrt(0.04 + 0.36), np.sqrt(0.64 + 0.16)
+  assert float(loss) == pytest.approx(max(0, d01 - d12 + 0.3) / 2, rel=1e-5)
+
+
+def test_mask_targets_crop_resize():
+  m = np.zeros((1, 32, 32), bool)
+  m[0, 8:24, 8:16] = True                       # left half of the box is the mask
+  t = np.asarray(losses.mask_targets(jnp.asarray(m), jnp.array([[8.0, 8.0, 24.0, 24.0]]), 8))
+  np.testing.assert_array_equal(t[0, :, :4], 1)
+  np.testing.assert_array_equal(t[0, :, 4:], 0)

@@ -1,0 +1,139 @@
+"""The trainer: it learns, resumes exactly, stops on NaN, refuses mismatched workdirs."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from hvisnet_jax import config_defaults
+from hvisnet_jax.synthetic import source as synthetic_source
+from hvisnet_jax.training import trainer as train
+from conftest import REPO
+
+
+def _config(**train_kw):
+  cfg = config_defaults.load_config(os.path.join(REPO, 'configs', 'hvisnet_tiny.py'))
+  cfg.data.update(height=96, width=128, videos=2, frames=6, max_instances=8)
+  cfg.loss.update(mask_samples=8, id_negatives=8)
+  cfg.train.update(batch_size=2, log_every=2, checkpoint_every=4, warmup_steps=2)
+  cfg.train.update(**train_kw)
+  return cfg
+
+
+@pytest.fixture(scope='module')
+def source():
+  cfg = _config()
+  d = cfg.data
+  return synthetic_source.SyntheticSource(d.preset, d.videos, d.frames, d.height, d.width,
+                                          d.seed, d.max_instances)
+
+
+def test_batches_are_a_function_of_the_step(source):
+  a, b, c = source.batch(3, 4, 0), source.batch(3, 4, 0), source.batch(4, 4, 0)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  assert not np.array_equal(a['images'], c['images'])
+  assert a['valid'].any()
+  # Boxes enclose their masks; centers lie inside them.
+  for i, k in zip(*np.nonzero(a['valid'])):
+    ys, xs = np.nonzero(a['masks'][i, k])
+    np.testing.assert_allclose(a['boxes'][i, k], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    x, y = a['inner'][i, k]
+    assert a['masks'][i, k, int(y), int(x)]
+
+
+def test_train_step_compiles_once(source):
+  """The state coming out of a step has the types going in (no weak-typed leaves turning
+  strong), so jit does not compile the step a second time at step 2."""
+  cfg = _config()
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+  step = jax.jit(train.make_train_step(cfg))
+
+  def types(tree):
+    return jax.tree.map(lambda x: (x.dtype, x.shape, x.weak_type), tree)
+  before = types(state)
+  state, _ = step(state, source.batch(0, 2, 0), jax.random.PRNGKey(1))
+  assert types(state) == before
+  state, _ = step(state, source.batch(1, 2, 0), jax.random.PRNGKey(2))
+  assert step._cache_size() == 1     # pylint: disable=protected-access
+
+
+class _OneBatch:
+  """A source that repeats one batch: for the overfitting test."""
+
+  def __init__(self, source, batch):
+    self.num_ids, self.padded, self._batch = source.num_ids, source.padded, batch
+
+  def batch(self, step, batch_size, seed):
+    return self._batch
+
+
+def test_overfits_one_batch(tmp_path, source):
+  cfg = _config(steps=120, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=1000)
+  one = _OneBatch(source, source.batch(0, 2, 0))
+  train.train_and_evaluate(cfg, str(tmp_path), source=one)
+  log = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  first, last = log[0], log[-1]
+  # The total keeps a floor (the entropy of soft centerness targets, the triplet margin),
+  # so each learnable part is checked as well.
+  assert last['loss'] < first['loss'] / 2.5, (first, last)
+  for part, factor in (('focal', 20), ('giou', 2), ('mask', 5), ('semantic', 5), ('id_ce', 5)):
+    assert last[part] < first[part] / factor, (part, first[part], last[part])
+
+
+def test_resume_continues_exactly(tmp_path, source):
+  cfg = _config(steps=8)
+  straight = train.train_and_evaluate(cfg, str(tmp_path / 'a'), source=source)
+  train.train_and_evaluate(cfg, str(tmp_path / 'b'), source=source, stop_after=4)
+  resumed = train.train_and_evaluate(cfg, str(tmp_path / 'b'), source=source)
+  assert int(resumed.step) == int(straight.step) == 8
+  for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, source):
+  cfg = _config(steps=12, lr=1e12, optimizer='sgd', warmup_steps=1, warmup_factor=1.0,
+                checkpoint_every=2, log_every=2)
+  with pytest.raises(train.NonFiniteLossError, match='non-finite loss or gradient at step'):
+    train.train_and_evaluate(cfg, str(tmp_path), source=source)
+  mngr = train.checkpoint_manager(str(tmp_path), cfg.train)
+  last = mngr.latest_step()
+  if last is not None:
+    state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+    state = train.restore_checkpoint(mngr, state)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+
+
+def test_workdir_of_another_config_is_refused(tmp_path, source):
+  cfg = _config(steps=8)                       # the resume test's config: compiled already
+  train.train_and_evaluate(cfg, str(tmp_path), source=source, stop_after=1)
+  other = _config(steps=8)
+  other.model.fpn_channels = 16
+  with pytest.raises(train.ConfigMismatchError, match=r'model.fpn_channels: saved 32, now 16'):
+    train.train_and_evaluate(other, str(tmp_path), source=source)
+
+
+def test_main_names_an_unknown_config_key(tmp_path):
+  r = subprocess.run([sys.executable, '-m', 'hvisnet_jax.main',
+                      f'--config={REPO}/configs/hvisnet_tiny.py', f'--workdir={tmp_path}',
+                      '--config.train.stepz=3'], capture_output=True, text=True, timeout=120)
+  assert r.returncode != 0
+  assert 'stepz' in r.stderr
+
+
+def test_frames_with_nobody_give_finite_losses(source):
+  cfg = _config(steps=8)
+  batch = source.batch(0, 2, 0)
+  batch['valid'][:] = False                          # nobody in either frame
+  batch['masks'][:] = False
+  batch['inner'][:] = np.nan
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+  new, parts = train.jitted_train_step(cfg)(state, batch, jax.random.PRNGKey(1))
+  assert bool(parts['finite'])
+  assert float(parts['num_pos']) == 0
+  for k in ('loss', 'focal', 'giou', 'mask', 'triplet', 'id_ce'):
+    assert np.isfinite(float(parts[k])), k
+  assert int(new.step) == 1
