@@ -23,9 +23,13 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.data.update(height=512, width=512, preset='crowd', videos=64)
   config.targets = config_defaults.targets_config()
   config.loss = config_defaults.loss_config()
+  config.evals = config_defaults.evals_config()
+  config.evals.synthetic.update(every=5000, preset='crowd', height=512, width=512)
   if runlocal:
     config.inference.update(min_size=128, max_size=192)
     config.data.update(height=128, width=160, videos=4, frames=12)
     config.train.update(steps=20, batch_size=4, warmup_steps=5, log_every=5,
                         checkpoint_every=10)
+    config.evals.synthetic.update(every=20, videos=1, frames=8, height=128, width=160,
+                                  preset='easy')
   return config

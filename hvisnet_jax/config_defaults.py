@@ -88,6 +88,17 @@ def loss_config() -> ml_collections.ConfigDict:
       id_weight=1.0, balance='fixed'))
 
 
+def evals_config() -> ml_collections.ConfigDict:
+  """Evaluators run by the trainer every `every` steps and at the end (0 = never).
+
+  synthetic: held-out synthetic videos (seed never used for training) through the
+  predictor and the tracker; MOTS/HOTA (trackeval) and mask AP (pycocotools).
+  """
+  return ml_collections.ConfigDict(dict(
+      synthetic=dict(every=0, preset='easy', videos=2, frames=16, height=240, width=320,
+                     seed=1000)))
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:arg]` by calling its get_config(arg), as absl's config flag does."""
   import importlib.util  # pylint: disable=g-import-not-at-top

@@ -34,6 +34,23 @@ def make_source(config):
   raise ValueError(f"data.source must be 'synthetic' or 'tfds', got {d.source!r}")
 
 
+def make_evaluators(config):
+  """(name, every, fn(predictor) -> scalars) for each enabled entry of config.evals."""
+  evals = []
+  syn = config.get('evals', {}).get('synthetic')
+  if syn and syn.every:
+    from hvisnet_jax.synthetic import heldout_eval  # pylint: disable=g-import-not-at-top
+
+    def synthetic(pred, s=syn):
+      r = heldout_eval.evaluate_predictor(pred, s.preset, s.videos, s.frames, s.height,
+                                          s.width, s.seed)
+      out = {k: r['mots']['combined'][k] for k in ('HOTA', 'IDF1', 'sMOTSA', 'MOTSA', 'IDSW')}
+      out.update({f'mask_{k}': v for k, v in r['mask_ap'].items() if k in ('AP', 'AP50')})
+      return out
+    evals.append(('synthetic', int(syn.every), synthetic))
+  return evals
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -44,7 +61,9 @@ def main(argv):
   # orbax logs every file it writes at INFO; keep its warnings only.
   logging.get_absl_handler().addFilter(
       lambda r: 'orbax' not in r.pathname or r.levelno >= logging.WARNING)
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, make_source(_CONFIG.value))
+  config = _CONFIG.value
+  train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
+                           evaluators=make_evaluators(config))
 
 
 def run():

@@ -1,9 +1,10 @@
 """Held-out evaluation on synthetic videos: mask AP and MOTS/HOTA of a trained model.
 
-Frames go through the Predictor; instances are linked from frame to frame by mask IoU
-(Hungarian assignment, scipy) until the Kalman/embedding tracker lands; the result is
-scored with `evaluation.evaluate_mots` (trackeval) and `evaluation.evaluate_coco`
-(pycocotools, per-frame masks from the non-overlapping label map with their scores).
+Frames go through the Predictor; instances are linked from frame to frame twice: by the
+tracker (tracking/tracker.py, what `hvisnet track` does) and, as a tracker-free
+reference, by mask IoU (Hungarian assignment, scipy). Both are scored with
+`evaluation.evaluate_mots` (trackeval); masks with their scores by
+`evaluation.evaluate_coco` (pycocotools, per-frame masks from the label map).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
 
 import flax
 import jax
@@ -325,12 +325,19 @@ def inference_variables(state: TrainState) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------- loop
 
+Evaluator = Tuple[str, int, Callable[[Any], Dict[str, float]]]   # (name, every, fn(predictor))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: TrainingSource,
-                       stop_after: Optional[int] = None) -> TrainState:
+                       stop_after: Optional[int] = None,
+                       evaluators: Sequence[Evaluator] = ()) -> TrainState:
   """Trains to config.train.steps (or until `stop_after` more steps) and returns the state.
 
   `source` comes from the caller (hvisnet_jax.main.make_source builds the one the config
-  names), so the trainer depends on no data pipeline.
+  names), so the trainer depends on no data pipeline. Each evaluator (name, every, fn) runs
+  every `every` steps and at the end on a Predictor of the current weights; its scalars go
+  to the metric writers as eval/<name>/<key>. When the last step is reached, the model is
+  exported to WORKDIR/export (what `hvisnet track --checkpoint` and from_export read).
   """
   tcfg = config.train
   mesh = sharding_lib.make_mesh(tcfg.mesh_data)
@@ -376,7 +383,55 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
       acc, t0 = [], time.perf_counter()
     if (step + 1) % tcfg.checkpoint_every == 0 or last:
       save_checkpoint(mngr, state)
+    for name, every, fn in evaluators:
+      if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
+        scores = fn(_predictor(config, state))
+        writer.write_scalars(step + 1, {f'eval/{name}/{k}': v for k, v in scores.items()})
+  if int(state.step) >= tcfg.steps and jax.process_index() == 0:
+    _predictor(config, state).export(os.path.join(workdir, EXPORT_DIR),
+                                     train_log=os.path.join(workdir, 'metrics.jsonl'))
   writer.flush()
   writer.close()
   mngr.close()
   return state
+
+
+EXPORT_DIR = 'export'
+
+
+def _predictor(config, state):
+  from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  return predictor_lib.Predictor(config, jax.device_get(inference_variables(state)))
+
+
+def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
+  """`hvisnet export`: the latest checkpoint of a training workdir -> an export directory.
+
+  Returns the checkpoint's step. Errors name the workdir and what is missing.
+  """
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{workdir}: not a training workdir (no config.json)')
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  mngr = checkpoint_manager(workdir, config.train)
+  step = mngr.latest_step()
+  if step is None:
+    raise FileNotFoundError(f'{workdir}: no checkpoint in {mngr.directory}')
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  item = os.path.join(str(mngr.directory), str(step), 'default')
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      meta = ckptr.metadata(item)
+    meta = getattr(meta, 'item_metadata', meta)
+    num_ids = int(meta['params']['extra']['id_classifier']['kernel'].shape[1]) - 1
+  except (KeyError, TypeError, AttributeError, ValueError, FileNotFoundError) as e:
+    raise ConfigMismatchError(f'{item}: not a checkpoint of the trainer ({e!r})') from None
+  shapes_only = ml_collections.ConfigDict(config.to_dict())
+  shapes_only.model.backbone.pretrained = ''        # the template needs shapes, not weights
+  template = jax.eval_shape(lambda: create_train_state(shapes_only, jax.random.PRNGKey(0),
+                                                       num_ids, (64, 64)))
+  state = mngr.restore(step, args=ocp.args.StandardRestore(template))
+  mngr.close()
+  _predictor(config, state).export(out, dtype=dtype)
+  return step

@@ -137,3 +137,37 @@ def test_frames_with_nobody_give_finite_losses(source):
   for k in ('loss', 'focal', 'giou', 'mask', 'triplet', 'id_ce'):
     assert np.isfinite(float(parts[k])), k
   assert int(new.step) == 1
+
+
+def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, capsys):
+  from hvisnet_jax import cli, main
+  cfg = _config(steps=4)
+  cfg.evals.synthetic.update(every=2, videos=1, frames=4, height=96, width=128)
+  wd = tmp_path / 'wd'
+  train.train_and_evaluate(cfg, str(wd), source=source, evaluators=main.make_evaluators(cfg))
+  log = [json.loads(line) for line in open(wd / 'metrics.jsonl')]
+  evals = [r for r in log if 'eval/synthetic/HOTA' in r]
+  assert [r['step'] for r in evals] == [2, 4]
+  assert all(0.0 <= r['eval/synthetic/HOTA'] <= 1.0 for r in evals)
+  assert (wd / 'export' / 'config.json').is_file()           # written at the last step
+  # `hvisnet export` does the same for any checkpoint; track takes an export or a workdir.
+  assert cli.main(['export', str(wd), '--out', str(tmp_path / 'ex'), '--dtype', 'bfloat16']) == 0
+  assert 'exported step 4' in capsys.readouterr().out
+  from hvisnet_jax.inference import predictor
+  a = predictor.Predictor.from_export(str(wd / 'export'))
+  b = predictor.Predictor.from_export(str(tmp_path / 'ex'))
+  for k in ('params', 'batch_stats'):
+    for x, y in zip(jax.tree.leaves(a.variables[k]), jax.tree.leaves(b.variables[k])):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-2, atol=1e-2)
+  clip = tmp_path / 'clip'
+  clip.mkdir()
+  import cv2
+  for t in range(3):
+    cv2.imwrite(str(clip / f'{t:03d}.jpg'), np.full((96, 128, 3), 100, np.uint8))
+  for ckpt in (wd, tmp_path / 'ex'):
+    out = tmp_path / f'track_{ckpt.name}'
+    assert cli.main(['track', str(clip), '--out', str(out), '--checkpoint', str(ckpt),
+                     '--quiet']) == 0
+    assert (out / 'tracks.txt').is_file()
+  assert cli.main(['export', str(tmp_path / 'nope'), '--out', str(tmp_path / 'x')]) == 2
+  assert 'not a training workdir' in capsys.readouterr().err
