@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from data_pipelines import builders, pipeline  # noqa: E402
-from hvisnet_jax import config_defaults  # noqa: E402
+from hvisnet_jax import atomic, config_defaults  # noqa: E402
 from hvisnet_jax.synthetic import synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,10 +84,7 @@ def main(argv=None) -> int:
   text = json.dumps(res, indent=2)
   print(text)
   if args.json:
-    tmp = args.json + '.tmp'
-    with open(tmp, 'w') as f:
-      f.write(text + '\n')
-    os.replace(tmp, args.json)
+    atomic.write_text(args.json, text + '\n')
   return 0
 
 

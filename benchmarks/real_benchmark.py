@@ -25,10 +25,9 @@ import time
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvisnet_jax import evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, evaluation  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import predictor as predictor_lib
 import train_real  # pylint: disable=wrong-import-position
@@ -43,7 +42,7 @@ def _coco_results(image_id, boxes, scores, label):
     m = label == i
     if not m.any():
       continue
-    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+    rle = evaluation.encode_mask(m)
     rle['counts'] = rle['counts'].decode()
     x1, y1, x2, y2 = (float(v) for v in b)
     out.append(dict(image_id=image_id, category_id=1, segmentation=rle, score=float(s),
@@ -188,10 +187,7 @@ def main():
   result['speed'] = speed(a.shared, models, teacher)
   print(json.dumps(result['speed'], indent=1))
   result['wall_s'] = time.perf_counter() - t0
-  os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-  with open(a.json + '.tmp', 'w') as f:
-    json.dump(result, f, indent=1)
-  os.replace(a.json + '.tmp', a.json)
+  atomic.write_json(a.json, result, indent=1)
 
 
 if __name__ == '__main__':

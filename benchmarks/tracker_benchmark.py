@@ -14,6 +14,7 @@ import argparse  # pylint: disable=wrong-import-position
 import json  # pylint: disable=wrong-import-position
 import platform  # pylint: disable=wrong-import-position
 
+from hvisnet_jax import atomic  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import bench  # pylint: disable=wrong-import-position
 
 
@@ -29,9 +30,7 @@ def main():
   result = dict(cores=1, host=platform.processor() or platform.machine(),
                 python=platform.python_version(), results=rows,
                 targets_ms={'10': 1.0, '50': 5.0})
-  with open(a.out + '.tmp', 'w') as f:
-    json.dump(result, f, indent=2)
-  os.replace(a.out + '.tmp', a.out)
+  atomic.write_json(a.out, result, indent=2)
   print(json.dumps(rows, indent=1))
 
 

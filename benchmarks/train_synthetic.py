@@ -19,7 +19,7 @@ import time
 
 import jax
 
-from hvisnet_jax import config_defaults
+from hvisnet_jax import atomic, config_defaults
 from hvisnet_jax import main as main_lib
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.synthetic import heldout_eval as synthetic_eval
@@ -85,10 +85,7 @@ def main():
                                                   'min_visible_fraction')
                  if k in config.inference},
       **metrics)
-  os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-  with open(a.out + '.tmp', 'w') as f:
-    json.dump(result, f, indent=2)
-  os.replace(a.out + '.tmp', a.out)
+  atomic.write_json(a.out, result, indent=2)
   if a.export:
     pred.export(
         a.export, train_log=os.path.join(a.workdir, 'metrics.jsonl'))

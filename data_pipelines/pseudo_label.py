@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from hvisnet_jax import evaluation
+from hvisnet_jax import atomic, evaluation
 from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 from data_pipelines import teacher as teacher_lib
@@ -61,13 +61,6 @@ def source_name(source: str) -> str:
     base = os.path.basename(os.path.dirname(path))
   stem, ext = os.path.splitext(base)
   return stem if ext.lower() in ('.mp4', '.avi', '.mkv', '.mov', '.gif', '.webm') else base
-
-
-def _write_json(path: str, obj) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f)
-  os.replace(tmp, path)
 
 
 def _scaled(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -131,7 +124,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
         for j, d in enumerate(dets):
           m = label == j
           if m.any():
-            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            rle = evaluation.encode_mask(m)
             rle['counts'] = rle['counts'].decode()
             per_track.setdefault(assign[int(d)], {})[t] = rle
       if bar:
@@ -162,7 +155,7 @@ def _box_rle(box, height: int, width: int):
     return None
   m = np.zeros((height, width), np.uint8)
   m[y1:y2, x1:x2] = 1
-  rle = mask_utils.encode(np.asfortranarray(m))
+  rle = evaluation.encode_mask(m)
   rle['counts'] = rle['counts'].decode()
   return rle
 
@@ -187,7 +180,7 @@ def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
                        track_id=int(tid)))
       for t, s in enumerate(segs):
         if s:
-          seq.add(t, evaluation.PEDESTRIAN * 1000 + k + 1,
+          seq.add(t, evaluation.mots_object_id(k + 1),
                   dict(size=s['size'], counts=s['counts'].encode()))
     for t, boxes in part.get('ignore', {}).items():
       for box in boxes:
@@ -211,7 +204,7 @@ def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
       if region.any():
         seq.add(int(t), IGNORE_ID, region, class_id=evaluation.IGNORE)
     evaluation.write_mots_txt(os.path.join(mots_dir, f'{part["name"]}.txt'), seq)
-  _write_json(os.path.join(out_dir, 'annotations.json'), dict(
+  atomic.write_json(os.path.join(out_dir, 'annotations.json'), dict(
       info=dict(description='hvisnet pseudo-labels (teacher: SSDLite-MobileNetV2 COCO boxes + '
                             'BlazePose segmentation; identities by the hvisnet tracker)'),
       videos=videos, annotations=anns, categories=[dict(id=1, name='person')]))
@@ -252,7 +245,7 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
     image_dir = os.path.join(out_dir, 'JPEGImages', name)
     shutil.rmtree(image_dir, ignore_errors=True)     # frames of an unfinished earlier run
     part = label_source(src, teacher, opts, image_dir, progress)
-    _write_json(part_path, part)
+    atomic.write_json(part_path, part)
     parts.append(part)
     stats['labelled'] += 1
     stats['skipped_frames'] += part['skipped_frames']

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from hvisnet_jax import atomic
 from hvisnet_jax.interop import packaged_files
 
 
@@ -114,7 +115,7 @@ def _eval(args) -> int:
     result = evaluation.evaluate_mots(gt, pred, resolve=args.resolve_overlaps)
     print(evaluation.format_table(result))
   if args.json:
-    _write_atomic(args.json, json.dumps(result, indent=2))
+    atomic.write_text(args.json, json.dumps(result, indent=2))
   return 0
 
 
@@ -194,7 +195,7 @@ def _bench(args) -> int:
   print(text)
   if args.json:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    _write_atomic(args.json, text)
+    atomic.write_text(args.json, text)
   return 0
 
 
@@ -204,16 +205,9 @@ def _is_coco(path: str) -> bool:
   return '"images"' in head and '"videos"' not in head
 
 
-def _write_atomic(path: str, text: str) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
-
 
 def build_parser() -> argparse.ArgumentParser:
-  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  default_cfg = os.path.join(here, 'configs', 'hvisnet_dla34.py')
+  default_cfg = 'hvisnet_dla34.py'          # found in configs/ or the installed package
   p = argparse.ArgumentParser(prog='hvisnet', description=__doc__)
   sub = p.add_subparsers(dest='command', required=True)
 
@@ -356,13 +350,27 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
+def _resolve_config_flag(arg: str) -> str:
+  """--config=NAME[:arg] names a built-in config when NAME is not a file (installed package)."""
+  if not arg.startswith('--config=') or arg.startswith('--config.'):
+    return arg
+  path, sep, rest = arg[len('--config='):].partition(':')
+  if os.path.isfile(path):
+    return arg
+  from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
+  try:
+    return f'--config={config_defaults.builtin_config_path(path)}{sep}{rest}'
+  except FileNotFoundError:
+    return arg                          # absl reports the missing file
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   if argv and argv[0] == 'train':
     # Training takes absl + ml_collections flags (--config.train.steps=...), as main.py does.
     from absl import app  # pylint: disable=g-import-not-at-top
     from hvisnet_jax import main as train_main  # pylint: disable=g-import-not-at-top
-    app.run(train_main.main, argv=['hvisnet train'] + argv[1:])
+    app.run(train_main.main, argv=['hvisnet train'] + [_resolve_config_flag(a) for a in argv[1:]])
     return 0
   args = build_parser().parse_args(argv)
   try:

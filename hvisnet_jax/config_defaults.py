@@ -99,13 +99,28 @@ def evals_config() -> ml_collections.ConfigDict:
                      seed=1000)))
 
 
+def builtin_config_path(name: str) -> str:
+  """A config shipped with the package (configs/ of the repository, installed as
+  hvisnet_jax.configs), by file name: 'hvisnet_mobile.py', 'hvisnet_mobile' or
+  'configs/hvisnet_mobile.py'."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  base = os.path.basename(name)
+  base = base if base.endswith('.py') else base + '.py'
+  spec = importlib.util.find_spec('hvisnet_jax.configs')
+  for root in (spec.submodule_search_locations if spec else []) or []:
+    if os.path.isfile(os.path.join(root, base)):
+      return os.path.join(root, base)
+  raise FileNotFoundError(f'{name}: no such config file, and no built-in config {base}')
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:arg]` by calling its get_config(arg), as absl's config flag does."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
   path, _, arg = spec.partition(':')
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path}: no such config file')
+    path = builtin_config_path(path)
   mod_spec = importlib.util.spec_from_file_location('hvisnet_config', path)
   module = importlib.util.module_from_spec(mod_spec)
   mod_spec.loader.exec_module(module)

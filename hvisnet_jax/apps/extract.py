@@ -145,7 +145,7 @@ def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dic
     os.makedirs(os.path.join(tmp, 'masks'))
     for f, tid in sorted(chosen.items()):
       rle = result.frames[f][tid]['rle']
-      seq.add(f, 2000 + pid, rle)
+      seq.add(f, evaluation.mots_object_id(pid), rle)
       cv2.imwrite(os.path.join(tmp, 'masks', f'{f:05d}.png'), mask_utils.decode(rle) * 255)
     evaluation.write_mots_txt(os.path.join(tmp, f'person{pid}.txt'), seq)
     summary = dict(pid=pid, frames_on_trajectory=len(path), frames_with_mask=len(chosen),

@@ -65,7 +65,7 @@ class TrackResult:
     seq = evaluation.Sequence.empty(name, n, self.height, self.width)
     for t, dets in enumerate(self.frames):
       for tid, d in sorted(dets.items()):
-        seq.add(t, 2000 + tid, d['rle'])
+        seq.add(t, evaluation.mots_object_id(tid), d['rle'])
     return seq
 
   def ytvis_results(self, video_id: int = 1) -> List[dict]:

@@ -18,6 +18,16 @@ from pycocotools import mask as mask_utils
 PEDESTRIAN, IGNORE = 2, 10
 
 
+def mots_object_id(track_id: int) -> int:
+  """MOTS object id of a pedestrian track: class * 1000 + track (2001, 2002, ...)."""
+  return PEDESTRIAN * 1000 + int(track_id)
+
+
+def encode_mask(mask) -> dict:
+  """COCO RLE (counts as bytes) of a boolean or 0/1 (H, W) mask, via pycocotools."""
+  return mask_utils.encode(np.asfortranarray(np.asarray(mask).astype(np.uint8)))
+
+
 class EvalInputError(ValueError):
   """Input data that cannot be evaluated; the message names the file/record and why."""
 
@@ -55,7 +65,7 @@ class Sequence:
       if mask.shape != (self.height, self.width):
         raise EvalInputError(f'{self.source}: mask of shape {mask.shape} in a '
                              f'{self.height}x{self.width} sequence (frame {frame})')
-      rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+      rle = encode_mask(mask)
     self.ids[frame] = np.append(self.ids[frame], int(obj_id))
     self.classes[frame] = np.append(self.classes[frame], int(class_id))
     self.masks[frame].append(rle)

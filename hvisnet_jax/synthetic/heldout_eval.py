@@ -38,8 +38,8 @@ def link_by_mask_iou(frame_masks: List[List[np.ndarray]], iou_threshold: float =
   for masks in frame_masks:
     ids = [0] * len(masks)
     if prev and masks:
-      a = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
-      b = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in prev]
+      a = [evaluation.encode_mask(m) for m in masks]
+      b = [evaluation.encode_mask(m) for m in prev]
       iou = np.asarray(mask_utils.iou(a, b, [0] * len(b)))
       rows, cols = linear_sum_assignment(-iou)
       for r, c in zip(rows, cols):
@@ -76,7 +76,7 @@ def evaluate_predictor(predictor, preset: str, videos: int, frames: int, height:
       id_map = tracker_lib.track_id_map(out['label_map'], assigned)
       for tid in np.unique(id_map):
         if tid > 0:
-          trk_seq.add(t, 2000 + int(tid), id_map == tid)
+          trk_seq.add(t, evaluation.mots_object_id(tid), id_map == tid)
       masks, scores = [], []
       for i in np.flatnonzero(out['valid']):
         m = out['label_map'] == i
@@ -94,7 +94,7 @@ def evaluate_predictor(predictor, preset: str, videos: int, frames: int, height:
             'bbox': [float(x) for x in mask_utils.toBbox(rle)],
             'segmentation': {'size': [height, width], 'counts': rle['counts'].decode()}})
       for m, s in zip(masks, scores):
-        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        rle = evaluation.encode_mask(m)
         coco_res.append({'image_id': image_id, 'category_id': 1, 'score': s,
                          'segmentation': {'size': [height, width],
                                           'counts': rle['counts'].decode()}})
@@ -103,7 +103,7 @@ def evaluate_predictor(predictor, preset: str, videos: int, frames: int, height:
             for ms, ss in zip(frame_masks, frame_scores)]
     for t, ids in enumerate(link_by_mask_iou(kept)):
       for obj, m in zip(ids, kept[t]):
-        pred.add(t, 2000 + obj, m)
+        pred.add(t, evaluation.mots_object_id(obj), m)
     gts[video.name], preds[video.name], tracked[video.name] = gt, pred, trk_seq
   return {'mots': evaluation.evaluate_mots(gts, tracked),
           'mots_iou_linking': evaluation.evaluate_mots(gts, preds),

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from hvisnet_jax import evaluation
 from hvisnet_jax.training import centers
 from hvisnet_jax.synthetic import synth
 
@@ -45,7 +46,7 @@ class SyntheticSource:
         inst = []
         for pid, ms in sorted(video.masks.items()):
           if ms[t] is not None:
-            inst.append(dict(rle=mask_utils.encode(np.asfortranarray(ms[t].astype(np.uint8))),
+            inst.append(dict(rle=evaluation.encode_mask(ms[t]),
                              gid=id_base + pid))
         per_frame.append(dict(image=rgb, instances=inst))
       self.frames.append(per_frame)

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from hvisnet_jax import evaluation
+
 PRESETS = {
     # people per video, height range (fraction of frame height, min 20 px), share walking in
     # pairs, occluders, share that turn back after leaving.
@@ -248,13 +250,12 @@ class Video:
 
   def ground_truth(self):
     """The MOTS ground truth (id 2000 + pid, class 2) as an evaluation.Sequence."""
-    from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
     h, w = self.frames[0].shape[:2]
     seq = evaluation.Sequence.empty(self.name, len(self.frames), h, w)
     for pid, masks in sorted(self.masks.items()):
       for t, m in enumerate(masks):
         if m is not None:
-          seq.add(t, 2000 + pid, m)
+          seq.add(t, evaluation.mots_object_id(pid), m)
     return seq
 
   def write_mp4(self, path: str, fps: float = 10.0) -> None:
@@ -361,13 +362,13 @@ def write_dataset(out_dir: str, videos: int, frames: int, height: int, width: in
           if m is None:
             segs.append(None), boxes.append(None), areas.append(None)
             continue
-          rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+          rle = evaluation.encode_mask(m)
           counts = rle['counts'].decode()
           segs.append({'size': [height, width], 'counts': counts})
           boxes.append([float(b) for b in mask_utils.toBbox(rle)])
           areas.append(float(mask_utils.area(rle)))
-          mots_lines.append((t + 1, 2000 + pid, f'{t + 1} {2000 + pid} 2 {height} {width} '
-                             f'{counts}'))
+          obj = evaluation.mots_object_id(pid)
+          mots_lines.append((t + 1, obj, f'{t + 1} {obj} 2 {height} {width} {counts}'))
           stats['masks'] += 1
         ann['annotations'].append({'id': len(ann['annotations']) + 1, 'video_id': vid,
                                    'category_id': 1, 'iscrowd': 0, 'height': height,

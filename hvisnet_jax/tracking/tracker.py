@@ -86,10 +86,6 @@ class KalmanFilter:
     gain = np.linalg.solve(s, (cov @ self.H.T).T).T
     return mean + gain @ (z - m), cov - gain @ s @ gain.T
 
-  def gating_distance(self, mean, cov, zs):
-    """Squared Mahalanobis distance of measurements zs (N, 4) to the projected state."""
-    return self.gating_distances(mean[None], cov[None], zs)[0]
-
   def gating_distances(self, means, covs, zs):
     """(T, N) squared Mahalanobis distances, all T states against all N measurements."""
     h = means[:, 3]

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from hvisnet_jax.training import losses as losses_lib
+from hvisnet_jax import atomic
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.training import sharding as sharding_lib
 from hvisnet_jax.training import targets as targets_lib
@@ -151,14 +152,14 @@ def jitted_train_step(config):
 def make_train_step(config):
   """A jittable (state, batch, key) -> (state, metrics) function."""
   tx, sched = make_optimizer(config.train, config.model)
-  mcfg, tcfg = config.model, config.targets
+  mcfg, target_cfg = config.model, config.targets
   net = model_lib.HVISNet(mcfg, train=True)
 
   def step_fn(state: TrainState, batch: Dict[str, jnp.ndarray], key):
     h, w = batch['images'].shape[1:3]
-    centers = targets_lib.sampling_centers(tcfg.strategy, batch['boxes'], batch['inner'],
+    centers = targets_lib.sampling_centers(target_cfg.strategy, batch['boxes'], batch['inner'],
                                            batch['centroid'])
-    tg = jax.vmap(lambda b, c, v: targets_lib.fcos_targets(b, c, v, mcfg, tcfg, h, w))(
+    tg = jax.vmap(lambda b, c, v: targets_lib.fcos_targets(b, c, v, mcfg, target_cfg, h, w))(
         batch['boxes'], centers, batch['valid'])
     if 'ignore_boxes' in batch:
       tg['ignore'] = jax.vmap(lambda b, v: targets_lib.ignored_locations(b, v, mcfg, h, w))(
@@ -268,10 +269,7 @@ def check_workdir_config(config, workdir):
           f'{"; ".join(diffs[:6])}); use a new --workdir or the same config')
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:          # one writer on a shared workdir (multi-host)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-      f.write(config.to_json(indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
 def _diff(a, b, prefix='model'):
