@@ -35,7 +35,8 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
   assert images, 'every notebook shows at least one figure'
   name = os.path.basename(path)
   if name.startswith('01'):
-    assert 'sMOTSA' in text and len(images) >= 2
+    # the real model on the shipped real clip: people tracked in most frames
+    assert 'frames at' in text and 'no ground truth' in text and len(images) >= 2
   elif name.startswith('02'):
     assert (tmp_path / 'my_model' / 'config.json').exists()
     assert 'HOTA' in text                          # hvisnet eval's table

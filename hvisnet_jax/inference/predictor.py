@@ -170,9 +170,21 @@ class Predictor:
     boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
     boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
     det['boxes'] = boxes
-    det['label_map'], det['valid'] = postprocess.paste_and_label(
-        det['mask_logits'], boxes, det['valid'], h, w, icfg.mask_thresh,
-        icfg.get('min_visible_fraction', 0.0))
+    if icfg.get('paste_at_input_resolution', False) and (rh, rw) != (h, w):
+      # Ours: masks pasted at the network's input resolution, the label map then scaled to
+      # the frame by nearest neighbour. Pasting every instance at full frame size costs
+      # more than the whole MobileNetV2 network on a CPU (vtest.avi: 290 of 396 ms).
+      small = boxes * jnp.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], jnp.float32)
+      label, det['valid'] = postprocess.paste_and_label(
+          det['mask_logits'], small, det['valid'], rh, rw, icfg.mask_thresh,
+          icfg.get('min_visible_fraction', 0.0))
+      rows = jnp.minimum(((jnp.arange(h) + 0.5) * (rh / h)).astype(jnp.int32), rh - 1)
+      cols = jnp.minimum(((jnp.arange(w) + 0.5) * (rw / w)).astype(jnp.int32), rw - 1)
+      det['label_map'] = label[:, rows][:, :, cols]
+    else:
+      det['label_map'], det['valid'] = postprocess.paste_and_label(
+          det['mask_logits'], boxes, det['valid'], h, w, icfg.mask_thresh,
+          icfg.get('min_visible_fraction', 0.0))
     return det
 
   # jit on a bound method hashes `self`; identity hashing keeps one cache per predictor.
