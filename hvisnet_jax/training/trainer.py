@@ -385,9 +385,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
       if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
         scores = fn(_predictor(config, state))
         writer.write_scalars(step + 1, {f'eval/{name}/{k}': v for k, v in scores.items()})
-  if int(state.step) >= tcfg.steps and jax.process_index() == 0:
+  # orbax saves are collective across processes, and an export is one directory: with
+  # several processes, `hvisnet export WORKDIR` writes it after training instead.
+  if int(state.step) >= tcfg.steps and jax.process_count() == 1:
     _predictor(config, state).export(os.path.join(workdir, EXPORT_DIR),
                                      train_log=os.path.join(workdir, 'metrics.jsonl'))
+  elif int(state.step) >= tcfg.steps:
+    logging.info('multi-process run: no export written; run `hvisnet export %s --out DIR`',
+                 workdir)
   writer.flush()
   writer.close()
   mngr.close()
