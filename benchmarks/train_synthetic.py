@@ -2,7 +2,7 @@
 
   python benchmarks/train_synthetic.py --config configs/hvisnet_tiny.py \
       --workdir /tmp/hvis_easy --out benchmarks/results/train_synthetic_easy.json \
-      [--export hvisnet_jax/default_model] [--override train.steps=700 ...]
+      [--export hvisnet_jax/models/synthetic] [--override train.steps=700 ...]
 
 Held-out videos use seed --eval-seed (1000 by default), never used for training (training
 videos come from data.seed). Writes the training wall time, the final losses, mask AP
