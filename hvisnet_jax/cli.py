@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from hvisnet_jax import atomic
@@ -74,25 +75,51 @@ def _demo(args) -> int:
 
 
 def _track(args) -> int:
+  from hvisnet_jax import video  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   source = int(args.source) if args.source.isdigit() else args.source
+  video.FrameReader(source).close()         # inputs first: a bad one fails in a second,
+  app.check_output_dir(args.out, args.overwrite)  # not after the model is built
   res = app.track_to_dir(source, _predictor(args), args.out, save_video=args.save_video,
-                         save_masks=args.save_masks, progress=not args.quiet)
+                         save_masks=args.save_masks, progress=not args.quiet,
+                         overwrite=args.overwrite)
   ids = {tid for f in res['result'].frames for tid in f}
   print(f'{res["frames"]} frames, {len(ids)} identities, {res["fps"]:.1f} frames/s end to end'
-        f'{"; failed frames: " + str(res["failed_frames"]) if res["failed_frames"] else ""}; '
-        f'outputs in {os.path.abspath(args.out)}')
+        f'; outputs in {os.path.abspath(args.out)}')
+  _report_source_problems(args.source, res)
   return 0
+
+
+def _report_source_problems(source, stats) -> None:
+  """What the reader could not deliver as it is, on stderr (the run's stats.json too)."""
+  notes = []
+  if stats['stopped_early']:
+    notes.append(f'the video declares {stats["frames_declared"]} frames but reading stopped '
+                 f'after {stats["frames_read"]}: the rest of the file was never read '
+                 '(truncated or damaged?)')
+  if stats['failed_frames']:
+    f = stats['failed_frames']
+    notes.append(f'{len(f)} frames failed to decode and have no output (frames '
+                 f'{", ".join(map(str, f[:10]))}{" ..." if len(f) > 10 else ""})')
+  if stats['resized_frames']:
+    r = stats['resized_frames']
+    notes.append(f'{len(r)} frames had another size and were resized to the first frame\'s '
+                 f'(frames {", ".join(map(str, r[:10]))}{" ..." if len(r) > 10 else ""})')
+  for n in notes:
+    print(f'warning: {source}: {n}', file=sys.stderr)
 
 
 def _extract(args) -> int:
   from hvisnet_jax.apps import extract  # pylint: disable=g-import-not-at-top
   res = extract.extract_person_to_dir(
-      args.source, _predictor(args), args.trajectories, args.homography, args.pid, args.out,
-      frame_offset=args.frame_offset, frame_step=args.frame_step,
-      max_distance=args.max_distance, progress=not args.quiet)
+      args.source, lambda: _predictor(args), args.trajectories, args.homography, args.pid,
+      args.out, frame_offset=args.frame_offset, frame_step=args.frame_step,
+      max_distance=args.max_distance, progress=not args.quiet, overwrite=args.overwrite)
+  beyond = res['frames_on_trajectory_beyond_video']
   print(f'person {args.pid}: masks in {res["frames_with_mask"]} of {res["frames_on_trajectory"]} '
-        f'frames on its trajectory; outputs in {os.path.abspath(args.out)}')
+        f'video frames on its trajectory'
+        f'{f" ({beyond} more trajectory frames lie beyond the video)" if beyond else ""}; '
+        f'outputs in {os.path.abspath(args.out)}')
   return 0
 
 
@@ -327,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help='built-in model (default: real)')
   k.add_argument('--save-video', action='store_true', help='write render.mp4')
   k.add_argument('--save-masks', action='store_true', help='write masks/<id>/<frame>.png')
+  k.add_argument('--overwrite', action='store_true', help='replace an earlier run in --out '
+                 '(default: refuse)')
   k.add_argument('--quiet', action='store_true')
   k.set_defaults(func=_track)
 
@@ -343,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help='pixels between the trajectory and a track foot point (default: '
                       '0.5 x box height)')
   x.add_argument('--checkpoint', default=None)
+  x.add_argument('--overwrite', action='store_true', help='replace an earlier run in --out')
   x.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model (default: real)')
   x.add_argument('--quiet', action='store_true')
@@ -364,21 +394,99 @@ def _resolve_config_flag(arg: str) -> str:
     return arg                          # absl reports the missing file
 
 
+def _check_train_flags(argv) -> None:
+  """Fails in a line, before absl and jax start, on a missing config or an override of a
+  field the config lacks (absl would print three chained tracebacks around the name)."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
+  spec, overrides = None, []
+  for i, a in enumerate(argv):
+    name, eq, _ = a.partition('=')
+    if name == '--config':
+      spec = a[len('--config='):] if eq else (argv[i + 1] if i + 1 < len(argv) else '')
+    elif name.startswith('--config.'):
+      overrides.append(name[len('--config.'):])
+  if spec is None:
+    return                                  # absl reports the missing required flag
+  try:
+    cfg = config_defaults.load_config(spec)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f'--config={spec}: {e}') from None
+  for path in overrides:
+    node, walked = cfg, []
+    for key in path.split('.'):
+      if not hasattr(node, 'keys') or key not in node:
+        fields = sorted(node.keys()) if hasattr(node, 'keys') else []
+        near = difflib.get_close_matches(key, fields, n=1)
+        where = 'config' + ''.join('.' + w for w in walked)
+        raise ValueError(f'--config.{path}: {where} has no field {key!r}'
+                         + (f' (did you mean {near[0]!r}?)' if near else '')
+                         + (f'; its fields: {", ".join(fields)}' if fields else
+                            f'; {where} is a value, not a group'))
+      node = node[key]
+      walked.append(key)
+
+
+def _use_compilation_cache() -> None:
+  """XLA's persistent compilation cache under $HVISNET_CACHE/jax: a second run of a command
+  loads the compiled model instead of compiling it again. JAX_COMPILATION_CACHE_DIR, when
+  set, wins (an empty value turns the cache off)."""
+  if 'JAX_COMPILATION_CACHE_DIR' in os.environ:
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  path = os.path.join(packaged_files.cache_dir(), 'jax')
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError:
+    return                                  # an unwritable cache only costs time
+  jax.config.update('jax_compilation_cache_dir', path)
+
+
+_MODEL_COMMANDS = ('track', 'demo', 'extract-person', 'train')
+
+
+def _raise_keyboard_interrupt(signum, frame):
+  """SIGTERM -> KeyboardInterrupt, so the clean-up of Ctrl-C runs.
+
+  Python swallows an exception raised inside a gc callback (jax registers one) or a
+  finalizer; a signal that lands there is sent again a moment later instead.
+  """
+  import gc  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  code = getattr(frame, 'f_code', None)
+  if code is not None and (code.co_name == '__del__' or any(
+      getattr(cb, '__code__', None) is code for cb in gc.callbacks)):
+    threading.Timer(0.1, os.kill, (os.getpid(), signum)).start()
+    return
+  raise KeyboardInterrupt(f'signal {signum}')
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
-  if argv and argv[0] == 'train':
-    # Training takes absl + ml_collections flags (--config.train.steps=...), as main.py does.
-    from absl import app  # pylint: disable=g-import-not-at-top
-    from hvisnet_jax import main as train_main  # pylint: disable=g-import-not-at-top
-    app.run(train_main.main, argv=['hvisnet train'] + [_resolve_config_flag(a) for a in argv[1:]])
-    return 0
-  args = build_parser().parse_args(argv)
+  # SIGTERM (`timeout`, a scheduler) unwinds like Ctrl-C: the same clean-up runs.
+  signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+  command = argv[0] if argv else None
   try:
+    if command in _MODEL_COMMANDS:
+      _use_compilation_cache()
+    if command == 'train':
+      # Training takes absl + ml_collections flags (--config.train.steps=...), as main.py does.
+      train_argv = [_resolve_config_flag(a) for a in argv[1:]]
+      _check_train_flags(train_argv)
+      from absl import app  # pylint: disable=g-import-not-at-top
+      from hvisnet_jax import main as train_main  # pylint: disable=g-import-not-at-top
+      app.run(train_main.main, argv=['hvisnet train'] + train_argv)
+      return 0
+    args = build_parser().parse_args(argv)
     return args.func(args)
-  except (FileNotFoundError, FileExistsError, ValueError,  # and our input-error subclasses
+  except (OSError, ValueError,  # FileNotFoundError, PermissionError and our input errors
           packaged_files.TeacherFileError) as e:
-    print(f'hvisnet {args.command}: error: {e}', file=sys.stderr)
+    print(f'hvisnet {command}: error: {e}', file=sys.stderr)
     return 2
+  except KeyboardInterrupt:
+    print(f'hvisnet {command}: interrupted; no partial output was left behind',
+          file=sys.stderr)
+    return 130
 
 
 if __name__ == '__main__':

@@ -32,7 +32,11 @@ class FrameReader:
     self.max_failures = max_consecutive_failures
     self.files = None
     self.cap = None
-    self.failed = []
+    self.failed = []             # frame numbers that did not decode (kept as gaps)
+    self.resized = []            # folder frames of another size, resized to the first's
+    self.size_hw = None          # (height, width) of every frame yielded
+    self.stopped_early = False   # a video whose reads failed before its declared length
+    self.frames_seen = 0         # frame numbers yielded, decoded or not
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
       self.cap = cv2.VideoCapture(int(source))
       if not self.cap.isOpened():
@@ -68,8 +72,7 @@ class FrameReader:
   def _frames(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
     if self.files is not None:
       for i, f in enumerate(self.files):
-        img = cv2.imread(f, cv2.IMREAD_COLOR)
-        yield i, None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        yield i, self._same_size(i, f, read_image(f))
       return
     i, failures = 0, 0
     while True:
@@ -85,7 +88,21 @@ class FrameReader:
         yield i, None
         i += 1
         continue
+      self.stopped_early = bool(self.frame_count) and i < self.frame_count
       return
+
+  def _same_size(self, index, path, img):
+    """Every frame of a folder takes the first decoded frame's size (outputs are one size)."""
+    if img is None:
+      return None
+    if self.size_hw is None:
+      self.size_hw = img.shape[:2]
+    elif img.shape[:2] != self.size_hw:
+      logging.warning('%s: %dx%d, not %dx%d like the first frame; resized', path,
+                      img.shape[1], img.shape[0], self.size_hw[1], self.size_hw[0])
+      self.resized.append(index)
+      img = cv2.resize(img, self.size_hw[::-1], interpolation=cv2.INTER_AREA)
+    return img
 
   def _produce(self):
     try:
@@ -108,6 +125,7 @@ class FrameReader:
       if item is _END:
         break
       idx, frame = item
+      self.frames_seen = idx + 1
       if frame is None:
         self.failed.append(idx)
         logging.warning('%s: frame %d failed to decode; skipped (numbering kept)',
@@ -136,6 +154,26 @@ class FrameReader:
       self._thread.join()
     if self.cap is not None:
       self.cap.release()
+
+
+def read_image(path: str) -> Optional[np.ndarray]:
+  """RGB uint8, or None when the file does not decode whole.
+
+  OpenCV decodes a truncated JPEG without an error (the missing rows come out grey), so a
+  JPEG must end with its end-of-image marker to count as decoded.
+  """
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    logging.warning('%s: cannot be read (%s)', path, e)
+    return None
+  if path.lower().endswith(('.jpg', '.jpeg')) and not data.rstrip(b'\0\r\n ').endswith(
+      b'\xff\xd9'):
+    logging.warning('%s: truncated JPEG (no end-of-image marker)', path)
+    return None
+  img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def palette(track_id: int) -> Tuple[int, int, int]:

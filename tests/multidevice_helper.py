@@ -7,6 +7,7 @@
 """
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,11 +85,15 @@ def dump(workdir, out):
   np.savez(out, step=int(state.step), devices=len(jax.devices()), **flat(state.params))
 
 
-def multihost(coordinator, num_processes, process_id, workdir, steps, out):
-  """One of several processes of a multi-host run on this machine (CPU, gloo collectives)."""
+def multihost(coordinator, num_processes, process_id, workdir, steps, out, late_s='0'):
+  """One of several processes of a multi-host run on this machine (CPU, gloo collectives).
+
+  `late_s` delays this process before training, as a slow host would be.
+  """
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(coordinator, int(num_processes), int(process_id))
   assert jax.process_count() == int(num_processes)
+  time.sleep(float(late_s))
   run_train(workdir, int(steps))
   cfg = config()
   src = source(cfg)
@@ -111,8 +116,8 @@ if __name__ == '__main__':
     run_train(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
   elif cmd == 'dump':
     dump(sys.argv[2], sys.argv[3])
-  elif cmd == 'multihost':               # COORDINATOR NPROC PID WORKDIR STEPS OUT
-    multihost(*sys.argv[2:8])
+  elif cmd == 'multihost':               # COORDINATOR NPROC PID WORKDIR STEPS OUT [LATE_S]
+    multihost(*sys.argv[2:9])
   elif cmd == 'train_dump':                  # WORKDIR STEPS OUT: train, then dump, one process
     run_train(sys.argv[2], int(sys.argv[3]))
     dump(sys.argv[2], sys.argv[4])

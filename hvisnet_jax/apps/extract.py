@@ -57,8 +57,10 @@ def read_homography(path: str) -> np.ndarray:
     raise TrajectoryError(f'{path}: not a matrix of numbers ({e})') from None
   if h.shape != (3, 3) or not np.isfinite(h).all():
     raise TrajectoryError(f'{path}: expected a 3x3 homography, got shape {h.shape}')
-  if abs(np.linalg.det(h)) < 1e-12:
-    raise TrajectoryError(f'{path}: the homography is singular')
+  # Scale-free: H and c*H are the same mapping, so judge the conditioning, not det(H).
+  if np.linalg.cond(h) > 1e12:
+    raise TrajectoryError(f'{path}: the homography is singular (condition number '
+                          f'{np.linalg.cond(h):.1e})')
   return h
 
 
@@ -123,23 +125,50 @@ def associate(path: Dict[int, np.ndarray], frames, max_distance: Optional[float]
 
 def extract_person_to_dir(source, predictor, trajectories: str, homography: str, pid: int,
                           out_dir: str, frame_offset: int = 0, frame_step: int = 1,
-                          max_distance: Optional[float] = None, progress: bool = True) -> Dict:
-  """Tracks `source`, picks person `pid` by trajectory, writes PNG masks and MOTS txt."""
+                          max_distance: Optional[float] = None, progress: bool = True,
+                          overwrite: bool = False) -> Dict:
+  """Tracks `source`, picks person `pid` by trajectory, writes PNG masks and MOTS txt.
+
+  `predictor` may be a callable returning one, so that every input is checked before the
+  model is built (the slow part).
+  """
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
-  pid = int(pid)                          # a NumPy integer from the caller is fine too
-  rows = read_obsmat(trajectories)
-  h = read_homography(homography)
-  path = person_image_path(rows, h, pid, frame_offset, frame_step, trajectories)
+  path = check_person_inputs(source, trajectories, homography, pid, frame_offset, frame_step)
+  app.check_output_dir(out_dir, overwrite)
+  predictor = predictor() if callable(predictor) else predictor
   result, _ = app.track_source(source, predictor, progress=progress)
   chosen = associate(path, result.frames, max_distance)
-  return write_person(out_dir, result, chosen, pid, path)
+  return write_person(out_dir, result, chosen, int(pid), path, overwrite)
 
 
-def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dict:
+def check_person_inputs(source, trajectories, homography, pid, frame_offset=0, frame_step=1):
+  """The person's image path {video frame: (col, row)}, after checking that the files parse
+  and that the path meets the video's frames (else a hint on --frame-offset/--frame-step)."""
+  from hvisnet_jax import video as video_lib  # pylint: disable=g-import-not-at-top
+  rows = read_obsmat(trajectories)
+  h = read_homography(homography)
+  path = person_image_path(rows, h, int(pid), frame_offset, frame_step, trajectories)
+  reader = video_lib.FrameReader(source)
+  n = reader.frame_count
+  reader.close()
+  if n and not any(f < n for f in path):
+    sel = rows[rows[:, 1] == int(pid)][:, 0]
+    raise TrajectoryError(
+        f'{trajectories}: person {pid} is annotated at obsmat frames {int(sel.min())}..'
+        f'{int(sel.max())}, which with --frame-offset {frame_offset} and --frame-step '
+        f'{frame_step} are video frames {min(path) if path else "none"}..'
+        f'{max(path) if path else ""}, but {source} has {n} frames; set --frame-offset to '
+        'the obsmat frame number of the first video frame (and --frame-step to obsmat frames '
+        'per video frame)')
+  return path
+
+
+def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path,
+                 overwrite: bool = False) -> Dict:
   pid = int(pid)
   from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
-  with app.staged_output(out_dir) as tmp:
+  with app.staged_output(out_dir, overwrite) as tmp:
     seq = evaluation.Sequence.empty(f'person{pid}', len(result.frames), result.height,
                                     result.width)
     os.makedirs(os.path.join(tmp, 'masks'))
@@ -148,7 +177,10 @@ def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path) -> Dic
       seq.add(f, evaluation.mots_object_id(pid), rle)
       cv2.imwrite(os.path.join(tmp, 'masks', f'{f:05d}.png'), mask_utils.decode(rle) * 255)
     evaluation.write_mots_txt(os.path.join(tmp, f'person{pid}.txt'), seq)
-    summary = dict(pid=pid, frames_on_trajectory=len(path), frames_with_mask=len(chosen),
+    in_video = sum(1 for f in path if f < len(result.frames))
+    summary = dict(pid=pid, frames_on_trajectory=in_video,
+                   frames_on_trajectory_beyond_video=len(path) - in_video,
+                   frames_with_mask=len(chosen),
                    track_ids={str(f): int(t) for f, t in sorted(chosen.items())})
     with open(os.path.join(tmp, 'summary.json'), 'w') as fh:
       json.dump(summary, fh, indent=1)

@@ -24,20 +24,88 @@ from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 
 
+# What hvisnet runs write into --out: an earlier run is exactly these entries.
+RUN_OUTPUTS = ('tracks.txt', 'results.json', 'stats.json', 'render.mp4', 'masks', 'real',
+               'synthetic', 'summary.json')
+_PARTIAL = '.partial-'
+
+
+def _is_run_output(name: str) -> bool:
+  return name in RUN_OUTPUTS or (name.startswith('person') and name.endswith('.txt'))
+
+
+def check_output_dir(out_dir: str, overwrite: bool = False) -> None:
+  """Before any slow work: --out can be written, and holds no earlier run unless `overwrite`
+  (then that run is replaced whole). Files that no hvisnet run writes are never replaced."""
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise FileExistsError(f'{out_dir}: exists and is not a folder; choose another --out')
+  if os.path.isdir(out_dir):
+    entries = sorted(e for e in os.listdir(out_dir) if not e.startswith('.'))
+    foreign = [e for e in entries if not _is_run_output(e)]
+    if foreign:
+      raise FileExistsError(f'{out_dir}: holds files that are not an hvisnet run '
+                            f'({", ".join(foreign[:5])}); choose a new or empty --out')
+    if entries and not overwrite:
+      raise FileExistsError(f'{out_dir}: holds an earlier run ({", ".join(entries)}); pass '
+                            '--overwrite to replace it, or choose another --out')
+    probe = out_dir
+  else:
+    probe = os.path.dirname(os.path.abspath(out_dir))
+    while not os.path.exists(probe):
+      probe = os.path.dirname(probe)
+  try:                      # a real write: permission bits say nothing to root or on a
+    os.rmdir(tempfile.mkdtemp(prefix=_PARTIAL, dir=probe))   # read-only mount
+  except OSError as e:
+    raise PermissionError(f'{out_dir}: cannot be written ({probe}: {e.strerror})') from None
+
+
+def _remove_stale_partials(out_dir: str) -> None:
+  """Removes .partial-PID-* folders of runs that were killed (their PID is gone)."""
+  if not os.path.isdir(out_dir):
+    return
+  for e in os.listdir(out_dir):
+    if not e.startswith(_PARTIAL):
+      continue
+    pid = e[len(_PARTIAL):].split('-')[0]
+    if pid.isdigit() and _alive(int(pid)):
+      continue
+    shutil.rmtree(os.path.join(out_dir, e), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:                 # someone else's process
+    return True
+  return True
+
+
 @contextlib.contextmanager
-def staged_output(out_dir: str):
-  """Yields a temporary folder inside out_dir; only if the block completes do its entries
-  move into out_dir (replacing older ones). An interrupted run leaves no complete-looking
-  files behind."""
+def staged_output(out_dir: str, overwrite: bool = False):
+  """Yields a temporary folder inside out_dir; only if the block completes does the run in
+  it replace out_dir's earlier run, whole (no file of an older run is left beside the new
+  ones). An interrupted or failed run leaves no complete-looking files behind, and no
+  out_dir it had to create."""
+  check_output_dir(out_dir, overwrite)
+  _remove_stale_partials(out_dir)
+  created = not os.path.isdir(out_dir)
   os.makedirs(out_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.partial-', dir=out_dir)
+  tmp = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-', dir=out_dir)
   try:
     yield tmp
+    for entry in os.listdir(out_dir):
+      if _is_run_output(entry):
+        path = os.path.join(out_dir, entry)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     for entry in os.listdir(tmp):
-      dst = os.path.join(out_dir, entry)
-      if os.path.isdir(dst):
-        shutil.rmtree(dst)
-      os.replace(os.path.join(tmp, entry), dst)
+      os.replace(os.path.join(tmp, entry), os.path.join(out_dir, entry))
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if created and not os.listdir(out_dir):
+      os.rmdir(out_dir)
+    raise
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -139,7 +207,9 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   wall = time.perf_counter() - start
   stats = dict(frames=times['frames'], wall_s=wall, fps=times['frames'] / max(wall, 1e-9),
                tracker_ms_per_frame=1e3 * times['track_s'] / max(times['frames'], 1),
-               failed_frames=reader.failed, source_fps=reader.fps)
+               failed_frames=reader.failed, resized_frames=reader.resized,
+               frames_declared=reader.frame_count, frames_read=reader.frames_seen,
+               stopped_early=reader.stopped_early, source_fps=reader.fps)
   if result is None:
     raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')
   return result, stats
@@ -147,9 +217,12 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
 
 def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
                  save_masks: bool = False, progress: bool = True,
-                 tracker_config=None) -> Dict:
-  """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/."""
-  with staged_output(out_dir) as tmp:
+                 tracker_config=None, overwrite: bool = False) -> Dict:
+  """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/.
+
+  `overwrite`: replace an earlier run in out_dir (default: refuse, see check_output_dir).
+  """
+  with staged_output(out_dir, overwrite) as tmp:
     writer = None
     fps = _source_fps(source)
 
@@ -214,7 +287,7 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
   synthetic_predictor = synthetic_predictor or predictor_lib.Predictor.from_export('synthetic')
   video = synth.render_video(seed, 0, frames, height, width, preset)
   out = {}
-  with staged_output(out_dir) as tmp:
+  with staged_output(out_dir, overwrite=True) as tmp:      # a demo replaces the last demo
     if real_clip:
       real = track_to_dir(real_clip, predictor, os.path.join(tmp, 'real'), save_video=True,
                           progress=progress)

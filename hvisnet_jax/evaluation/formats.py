@@ -154,12 +154,16 @@ def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None,
   """
   first = 0 if kitti else 1
   rows, size, size_line = [], None, 0
-  with open(path) as f:
-    for lineno, line in enumerate(f, 1):
-      line = line.strip()
+  with open(path, 'rb') as f:
+    for lineno, raw in enumerate(f, 1):
+      where = f'{path}:{lineno}'
+      try:
+        line = raw.decode('ascii').strip()
+      except UnicodeDecodeError as e:
+        raise EvalInputError(f'{where}: byte {raw[e.start]:#04x} at column {e.start + 1} is '
+                             'not ASCII (MOTS txt lines are ASCII text)') from None
       if not line:
         continue
-      where = f'{path}:{lineno}'
       parts = line.split(' ')
       if len(parts) != 6:
         raise EvalInputError(f'{where}: expected 6 space-separated fields "frame id class_id '
@@ -237,10 +241,13 @@ def load_json(path: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such file')
   try:
-    with open(path) as f:
+    with open(path, encoding='utf-8') as f:
       return json.load(f)
   except json.JSONDecodeError as e:
     raise EvalInputError(f'{path}: not valid JSON ({e})') from None
+  except UnicodeDecodeError as e:
+    raise EvalInputError(f'{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset '
+                         f'{e.start}); expected a JSON file') from None
 
 
 def _person_category(gt: dict, path: str) -> int:
@@ -295,16 +302,17 @@ def read_ytvis(gt_path: str, pred_path: str):
     raise EvalInputError(f'{pred_path}: expected a YouTube-VIS results list')
   person = _person_category(gt, gt_path)
   videos, gts, outs = {}, {}, {}
-  for v in gt['videos']:
-    name = str(v.get('name') or os.path.dirname(v['file_names'][0]) or v['id'])
-    n = int(v.get('length') or len(v['file_names']))
-    videos[v['id']] = (name, n, int(v['height']), int(v['width']))
-    gts[v['id']] = Sequence.empty(name, n, int(v['height']), int(v['width']), gt_path)
-    outs[v['id']] = Sequence.empty(name, n, int(v['height']), int(v['width']), pred_path,
-                                   with_scores=True)
+  for j, v in enumerate(gt['videos']):
+    name, n, h, w = _ytvis_video(v, f'{gt_path}: videos[{j}]')
+    videos[v['id']] = (name, n, h, w)
+    gts[v['id']] = Sequence.empty(name, n, h, w, gt_path)
+    outs[v['id']] = Sequence.empty(name, n, h, w, pred_path, with_scores=True)
   for i, ann in enumerate(gt['annotations']):
     where = f'{gt_path}: annotations[{i}] (id {ann.get("id")})'
     cls = IGNORE if ann.get('iscrowd') else PEDESTRIAN
+    if cls == PEDESTRIAN and not isinstance(ann.get('id'), int):
+      raise EvalInputError(f'{gt_path}: annotations[{i}]: expected an integer "id" (the '
+                           f'identity), got {ann.get("id")!r}')
     obj = int(ann['id']) if cls == PEDESTRIAN else 10000 + i
     for vid, t, rle in _ytvis_masks(ann, where, videos, person, '"videos"'):
       gts[vid].add(t, obj, rle, cls)
@@ -315,6 +323,22 @@ def read_ytvis(gt_path: str, pred_path: str):
   for vid in videos:      # merge crowd regions into one ignore region per frame later
     _merge_ignore(gts[vid])
   return ({s.name: s for s in gts.values()}, {s.name: s for s in outs.values()})
+
+
+def _ytvis_video(v, where):
+  """(name, frames, height, width) of one "videos" entry, or an error naming the field."""
+  if not isinstance(v, dict) or 'id' not in v:
+    raise EvalInputError(f'{where}: expected an object with "id"')
+  for key in ('height', 'width'):
+    if not isinstance(v.get(key), int) or v[key] <= 0:
+      raise EvalInputError(f'{where} (id {v["id"]}): expected a positive integer "{key}", '
+                           f'got {v.get(key)!r}')
+  files = v.get('file_names')
+  if not v.get('length') and not (isinstance(files, list) and files):
+    raise EvalInputError(f'{where} (id {v["id"]}): needs "file_names" (a list of frames) or '
+                         '"length"')
+  name = v.get('name') or (os.path.dirname(str(files[0])) if files else '') or v['id']
+  return str(name), int(v.get('length') or len(files)), v['height'], v['width']
 
 
 def _ytvis_masks(record, where, videos, person, videos_source):

@@ -7,6 +7,7 @@ function per input shape; jit's own cache means each frame size compiles once.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Optional, Any, Dict
 
@@ -61,7 +62,18 @@ def check_frames(frames: Any, batched: bool) -> np.ndarray:
     if not np.isfinite(arr).all():
       raise ValueError('frame holds non-finite values (NaN or inf); expected pixel values '
                        'in [0, 255]')
+    if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+      # A [0, 1] float image read as [0, 255] is black: the model would find nobody.
+      global _WARNED_UNIT_RANGE
+      if not _WARNED_UNIT_RANGE:
+        logging.warning('float frames with values in [0, 1]: scaled by 255 (the model '
+                        'expects pixel values in [0, 255]; pass uint8 to avoid this guess)')
+        _WARNED_UNIT_RANGE = True
+      arr = arr.astype(np.float32) * 255.0
   return arr
+
+
+_WARNED_UNIT_RANGE = False
 
 
 def _overlay(base, loaded, source, path=()):

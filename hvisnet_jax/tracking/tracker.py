@@ -199,10 +199,39 @@ class Tracker:
     self.lost: List[Track] = []
     self.frame_id = 0
     self._next_id = 0
+    self._emb_dim = None
 
   def _new_id(self):
     self._next_id += 1
     return self._next_id
+
+  def _check_inputs(self, boxes, scores, embeddings, valid):
+    """Arrays of one frame, or a ValueError that says which argument has which shape."""
+    boxes = np.asarray(boxes, float)
+    if boxes.size == 0:
+      boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+      raise ValueError(f'tracker: boxes must be (N, 4) x1 y1 x2 y2, got shape {boxes.shape}')
+    n = len(boxes)
+    scores = np.asarray(scores, float)
+    if scores.shape != (n,):
+      raise ValueError(f'tracker: scores must be ({n},) for {n} boxes, got shape '
+                       f'{scores.shape}')
+    embeddings = np.asarray(embeddings, float)
+    if n == 0 and embeddings.size == 0:
+      embeddings = embeddings.reshape(0, self._emb_dim or 0)
+    if embeddings.ndim != 2 or len(embeddings) != n:
+      raise ValueError(f'tracker: embeddings must be ({n}, D) for {n} boxes, got shape '
+                       f'{embeddings.shape}')
+    if n and self._emb_dim is None:
+      self._emb_dim = embeddings.shape[1]
+    elif n and embeddings.shape[1] != self._emb_dim:
+      raise ValueError(f'tracker: embeddings of dimension {embeddings.shape[1]}, but this '
+                       f'tracker\'s tracks have dimension {self._emb_dim}')
+    valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    if valid.shape != (n,):
+      raise ValueError(f'tracker: valid must be ({n},) for {n} boxes, got shape {valid.shape}')
+    return boxes, scores, embeddings, valid
 
   def _embedding_cost(self, tracks, dets):
     cost = np.zeros((len(tracks), len(dets)))
@@ -229,13 +258,12 @@ class Tracker:
     tracked track in this frame.
     """
     cfg = self.config
+    boxes, scores, embeddings, valid = self._check_inputs(boxes, scores, embeddings, valid)
     self.frame_id += 1
-    boxes = np.asarray(boxes, float).reshape(-1, 4)
-    scores = np.asarray(scores, float).reshape(-1)
-    embeddings = np.asarray(embeddings, float)
-    embeddings = embeddings.reshape(len(boxes), embeddings.shape[-1] if embeddings.ndim else 0)
-    valid = np.ones(len(boxes), bool) if valid is None else np.asarray(valid, bool)
-    keep = np.flatnonzero(valid & (scores >= cfg.det_thresh))
+    # A detection with a non-finite box, score or embedding is dropped: one NaN would
+    # otherwise enter a Kalman state and every distance computed from it.
+    finite = (np.isfinite(boxes).all(1) & np.isfinite(scores) & np.isfinite(embeddings).all(1))
+    keep = np.flatnonzero(valid & finite & (scores >= cfg.det_thresh))
     dets = [Track(boxes[i], scores[i], embeddings[i], int(i)) for i in keep]
 
     unconfirmed = [t for t in self.tracked if not t.is_activated]

@@ -57,3 +57,38 @@ def global_batch_array(local: dict, mesh: Mesh) -> dict:
   """Per-process numpy slices -> global jax Arrays sharded along `data`."""
   sh = data_sharded(mesh)
   return {k: jax.make_array_from_process_local_data(sh, v) for k, v in local.items()}
+
+
+
+def align_processes(name: str, timeout_s: int = 1800) -> None:
+  """Waits until every process reaches this point (no-op with one process).
+
+  CPU collectives (gloo) give a process 30 s to join a collective over a device set it has
+  not used before, a limit XLA does not expose. Whatever comes first in a process (model
+  init, compiling the step, a slow host) can differ by more than that between processes,
+  so the first collective would fail with DEADLINE_EXCEEDED. This barrier uses the
+  coordination service, which takes a timeout; call it right before a first collective.
+  (`device_put` onto a multi-process sharding is one: it checks that every process holds
+  the same values.)
+  """
+  if jax.process_count() == 1:
+    return
+  # jax has no public barrier that avoids a collective; this is the client that
+  # jax.distributed.initialize made.
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  # Every process makes the same calls in the same order, so a counter keeps ids unique
+  # (a barrier id is single-use) and identical across processes.
+  _BARRIERS[name] = _BARRIERS.get(name, 0) + 1
+  distributed.global_state.client.wait_at_barrier(f'{name}_{_BARRIERS[name]}',
+                                                  timeout_s * 1000)
+
+
+_BARRIERS = {}
+
+
+def compile_and_align(step_fn, *args, name: str):
+  """Compiles `step_fn` for `args`, then `align_processes`: its first run's collectives
+  start with every process ready. Returns the compiled step (same signature)."""
+  compiled = step_fn.lower(*args).compile()
+  align_processes(name)
+  return compiled

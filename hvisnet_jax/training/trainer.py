@@ -9,6 +9,7 @@ checkpoint on disk is always one taken before any non-finite value.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -272,6 +273,47 @@ def check_workdir_config(config, workdir):
     atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
+class WorkdirBusyError(OSError):
+  """Another run holds the workdir (an OSError, like EBUSY)."""
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+  """Holds WORKDIR/.lock for one training run; a second run on the workdir stops at once.
+
+  The lock is an flock on the file, which the kernel releases when its holder exits in any
+  way (kill -9 included): a stale file is simply taken over. The file names the holder
+  (pid, host, start) for the second run's message. Local and NFS file systems only; on an
+  object store (gs://...) there is no lock and a warning says so. In a multi-process run
+  process 0 holds it for all.
+  """
+  if '://' in workdir or jax.process_index() != 0:
+    if '://' in workdir:
+      logging.warning('%s: no workdir lock on an object store; do not start two runs on it',
+                      workdir)
+    yield
+    return
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, '.lock')
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip() or 'unknown'
+      raise WorkdirBusyError(f'{workdir} is in use by another training run ({holder}); '
+                             'wait for it to finish, stop it, or choose another --workdir'
+                             ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'pid {os.getpid()} on host {socket.gethostname()}, since '
+                  f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)
+    yield
+  finally:
+    os.close(fd)                        # releases the flock
+
+
 def _diff(a, b, prefix='model'):
   out = []
   for k in sorted(set(a) | set(b)):
@@ -336,14 +378,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
   every `every` steps and at the end on a Predictor of the current weights; its scalars go
   to the metric writers as eval/<name>/<key>. When the last step is reached, the model is
   exported to WORKDIR/export (what `hvisnet track --checkpoint` and from_export read).
+  One run at a time per workdir (`workdir_lock`).
   """
+  with workdir_lock(workdir):
+    return _train(config, workdir, source, stop_after, evaluators)
+
+
+def _train(config, workdir, source, stop_after, evaluators):
   tcfg = config.train
   mesh = sharding_lib.make_mesh(tcfg.mesh_data)
   sharding_lib.check_batch(tcfg.batch_size, mesh)
   repl = sharding_lib.replicated(mesh)
   check_workdir_config(config, workdir)
   rng = jax.random.PRNGKey(tcfg.seed)
-  state = jax.device_put(create_train_state(config, rng, source.num_ids, source.padded), repl)
+  state = create_train_state(config, rng, source.num_ids, source.padded)
+  sharding_lib.align_processes('hvisnet_train_init')
+  state = jax.device_put(state, repl)
+  rng_repl = jax.device_put(rng, repl)
   mngr = checkpoint_manager(workdir, tcfg)
   state = restore_checkpoint(mngr, state, repl)
   start = int(state.step)
@@ -359,7 +410,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
     if not getattr(source, 'process_local', False):      # the source gave the global batch
       local = {k: v[lo:hi] for k, v in local.items()}
     batch = sharding_lib.global_batch_array(local, mesh)
-    key = jax.device_put(jax.random.fold_in(rng, step), repl)
+    # Derived on the devices: a device_put of a host key would be a collective every step
+    # with several processes (device_put checks that all processes pass the same value).
+    key = jax.random.fold_in(rng_repl, step)
+    if step == start and jax.process_count() > 1:
+      step_fn = sharding_lib.compile_and_align(step_fn, state, batch, key,
+                                               name='hvisnet_train_first_step')
     state, parts = step_fn(state, batch, key)
     acc.append(parts)
     last = step + 1 == end

@@ -110,3 +110,35 @@ def test_track_id_map_keeps_masks_disjoint():
   lm = np.array([[-1, 0, 0], [1, 1, 2]])
   ids = tr.track_id_map(lm, {0: 7, 1: 9})
   np.testing.assert_array_equal(ids, [[0, 7, 7], [9, 9, 0]])
+
+
+def test_non_finite_detections_are_dropped_and_never_reach_a_track():
+  t = tr.Tracker()
+  rng = np.random.default_rng(2)
+  boxes = np.array([[np.nan, 0, 10, 20], [50, 50, 60, 70], [0, 0, 5, 5]], float)
+  emb = _emb(rng, 3)
+  emb[2, 0] = np.inf
+  for _ in range(3):
+    out = t.update(boxes, np.array([0.9, 0.9, 0.9]), emb)
+  assert set(out) == {1}
+  assert all(np.isfinite(tk.mean).all() for tk in t.tracked + t.lost)
+
+
+@pytest.mark.parametrize('boxes,scores,emb,valid,message', [
+    (np.zeros((2, 4)), np.zeros(3), np.zeros((2, 8)), None, r'scores must be \(2,\)'),
+    (np.zeros((2, 4)), np.zeros(2), np.zeros((3, 8)), None, r'embeddings must be \(2, D\)'),
+    (np.zeros((2, 4)), np.zeros(2), np.zeros(16), None, r'embeddings must be \(2, D\)'),
+    (np.zeros((2, 5)), np.zeros(2), np.zeros((2, 8)), None, r'boxes must be \(N, 4\)'),
+    (np.zeros((2, 4)), np.zeros(2), np.zeros((2, 8)), np.ones(3, bool), r'valid must be'),
+])
+def test_mismatched_inputs_name_the_argument_and_shape(boxes, scores, emb, valid, message):
+  with pytest.raises(ValueError, match=message):
+    tr.Tracker().update(boxes, scores, emb, valid)
+
+
+def test_embedding_dimension_change_is_refused():
+  t = tr.Tracker()
+  t.update(np.array([[0, 0, 10, 20]], float), np.array([0.9]), np.ones((1, 8)))
+  t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 16)))      # nobody: nothing to check
+  with pytest.raises(ValueError, match='dimension 16.*dimension 8'):
+    t.update(np.array([[0, 0, 10, 20]], float), np.array([0.9]), np.ones((1, 16)))

@@ -100,12 +100,14 @@ def _free_port():
 def test_two_processes_train_like_one(tmp_path):
   """A multi-host run on this machine: 2 processes x 2 CPU devices (jax.distributed, gloo
   collectives), each feeding its half of the global batch and checkpointing together,
-  against one process with 4 devices on the same global batches."""
+  against one process with 4 devices on the same global batches. The second process starts
+  training 35 s late, beyond gloo's 30 s limit for joining the first collective (a slow
+  host's compile on a busy CI machine did exactly that)."""
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
              JAX_PLATFORMS='cpu')
   coord = f'localhost:{_free_port()}'
   procs = [subprocess.Popen([sys.executable, HELPER, 'multihost', coord, '2', str(i),
-                             str(tmp_path / 'multi'), '2', str(tmp_path / f'p{i}.npz')],
+                             str(tmp_path / 'multi'), '2', str(tmp_path / f'p{i}.npz'), str(35 * i)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
   for p in procs:
