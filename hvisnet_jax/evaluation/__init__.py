@@ -9,5 +9,6 @@ from hvisnet_jax.evaluation.formats import (IGNORE, PEDESTRIAN, EvalInputError, 
                                             read_ytvis, resolve_overlaps, rle_counts,
                                             segmentation_rle, sequence_from_label_maps,
                                             write_mots_txt)
-from hvisnet_jax.evaluation.metrics import (COUNT_KEYS, METRIC_KEYS, evaluate_coco,
+from hvisnet_jax.evaluation.metrics import (COUNT_KEYS, METRIC_KEYS, evaluate_box_tracks,
+                                            evaluate_coco,
                                             evaluate_mots, format_table)

@@ -116,6 +116,67 @@ def evaluate_mots(gt: Dict[str, Sequence], pred: Dict[str, Sequence],
           'per_sequence': {s: _summarise(r) for s, r in per_seq_raw.items()}}
 
 
+# --------------------------------------------------------------------------- box tracks
+
+def evaluate_box_tracks(gt: Dict[str, list], pred: Dict[str, list]) -> Dict[str, dict]:
+  """HOTA, CLEAR (MOTA, MOTP) and Identity (IDF1) of box trajectories, by trackeval.
+
+  gt and pred map a sequence name to a list, per frame, of (ids (N,), boxes (N, 4) x1 y1
+  x2 y2). Similarity is box IoU (pycocotools); trackeval's metric classes do the rest
+  (a CLEAR match needs IoU >= 0.5), on data laid out as its preprocessing would leave it
+  (no distractor classes: every box is a person).
+  """
+  from trackeval import metrics as te_metrics  # pylint: disable=g-import-not-at-top
+  if set(gt) != set(pred) or not gt:
+    raise EvalInputError(f'sequences must match by name: {sorted(gt)} vs {sorted(pred)}')
+  metric_objs = [te_metrics.HOTA(), te_metrics.CLEAR({'PRINT_CONFIG': False}),
+                 te_metrics.Identity({'PRINT_CONFIG': False})]
+  per_seq = {}
+  for name in sorted(gt):
+    data = _box_sequence_data(gt[name], pred[name], name)
+    per_seq[name] = {m.get_name(): m.eval_sequence(data) for m in metric_objs}
+  combined = {m.get_name(): m.combine_sequences({s: r[m.get_name()] for s, r in
+                                                 per_seq.items()}) for m in metric_objs}
+  return {'combined': _summarise_boxes(combined),
+          'per_sequence': {s: _summarise_boxes(r) for s, r in per_seq.items()}}
+
+
+def _box_sequence_data(gt_frames, pred_frames, name) -> dict:
+  if len(gt_frames) != len(pred_frames):
+    raise EvalInputError(f'sequence {name}: {len(pred_frames)} predicted frames for '
+                         f'{len(gt_frames)} ground-truth frames')
+  def xywh(b):
+    b = np.asarray(b, float).reshape(-1, 4)
+    return np.c_[b[:, :2], b[:, 2:] - b[:, :2]]
+  # trackeval wants ids 0..n-1 per sequence.
+  gt_map, tr_map = {}, {}
+  data = dict(gt_ids=[], tracker_ids=[], similarity_scores=[], num_timesteps=len(gt_frames))
+  n_gt = n_tr = 0
+  for (gi, gb), (ti, tb) in zip(gt_frames, pred_frames):
+    gi, ti = np.asarray(gi).reshape(-1), np.asarray(ti).reshape(-1)
+    if len(set(ti.tolist())) != len(ti):
+      raise EvalInputError(f'sequence {name}: a track id appears twice in one frame')
+    data['gt_ids'].append(np.array([gt_map.setdefault(int(i), len(gt_map)) for i in gi], int))
+    data['tracker_ids'].append(np.array([tr_map.setdefault(int(i), len(tr_map)) for i in ti],
+                                        int))
+    sim = (mask_utils.iou(xywh(gb).tolist(), xywh(tb).tolist(), [0] * len(ti))
+           if len(gi) and len(ti) else np.zeros((len(gi), len(ti))))
+    data['similarity_scores'].append(np.asarray(sim, float).reshape(len(gi), len(ti)))
+    n_gt, n_tr = n_gt + len(gi), n_tr + len(ti)
+  data.update(num_gt_ids=len(gt_map), num_tracker_ids=len(tr_map), num_gt_dets=n_gt,
+              num_tracker_dets=n_tr, seq=name)
+  return data
+
+
+def _summarise_boxes(res: dict) -> Dict[str, float]:
+  clear, hota, ident = res['CLEAR'], res['HOTA'], res['Identity']
+  out = dict(HOTA=np.mean(hota['HOTA']), DetA=np.mean(hota['DetA']),
+             AssA=np.mean(hota['AssA']), MOTA=clear['MOTA'], MOTP=clear['MOTP'],
+             IDF1=ident['IDF1'], IDSW=clear['IDSW'], TP=clear['CLR_TP'], FP=clear['CLR_FP'],
+             FN=clear['CLR_FN'], Frag=clear['Frag'])
+  return {k: int(v) if k in COUNT_KEYS + ('Frag',) else float(v) for k, v in out.items()}
+
+
 # --------------------------------------------------------------------------- COCO mask AP
 
 def evaluate_coco(gt_path, results, category: str = 'person',

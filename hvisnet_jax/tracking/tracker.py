@@ -20,9 +20,11 @@ import enum
 from typing import Dict, List, Optional
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-CHI2_95_4DOF = 9.4877
+from hvisnet_jax.tracking.kalman import (CHI2_95_4DOF, KalmanFilter,  # pylint: disable=unused-import
+                                         tlbr_to_xyah, xyah_to_tlbr)
+from hvisnet_jax.tracking import matching
+from hvisnet_jax.tracking.matching import iou_matrix, linear_assignment
 
 
 @dataclasses.dataclass
@@ -44,6 +46,16 @@ class TrackerConfig:
   # matched on appearance alone, with the stricter cosine threshold `reid_thresh`.
   reid_after_lost: int = 5
   reid_thresh: float = 0.4
+  # Ours: ByteTrack's second chance for weak detections. An occluded person scores low;
+  # detections in [low_det_thresh, det_thresh) may continue a tracked track (IoU distance
+  # <= low_iou_thresh after the other stages) but never start one.
+  low_det_thresh: float = 0.1
+  low_iou_thresh: float = 0.5
+  # Ours: a track missed for at most `coast_seconds` (and seen for `coast_min_len` frames)
+  # is still reported, at its Kalman prediction (Tracker.coasting): detectors miss people
+  # for a frame or two in bursts, and a person does not vanish for that.
+  coast_seconds: float = 0.2
+  coast_min_len: int = 3
   std_weight_position: float = 1.0 / 20
   std_weight_velocity: float = 1.0 / 160
 
@@ -51,87 +63,9 @@ class TrackerConfig:
   def max_time_lost(self) -> int:
     return int(self.fps / 30.0 * self.track_buffer)
 
-
-class KalmanFilter:
-  """Constant-velocity filter on (x, y, aspect, height) with velocities, as in DeepSORT."""
-
-  def __init__(self, std_pos: float = 1.0 / 20, std_vel: float = 1.0 / 160):
-    self.F = np.eye(8)
-    self.F[:4, 4:] = np.eye(4)
-    self.H = np.eye(4, 8)
-    self.std_pos, self.std_vel = std_pos, std_vel
-
-  def initiate(self, z):
-    mean = np.r_[z, np.zeros(4)]
-    h = z[3]
-    std = [2 * self.std_pos * h, 2 * self.std_pos * h, 1e-2, 2 * self.std_pos * h,
-           10 * self.std_vel * h, 10 * self.std_vel * h, 1e-5, 10 * self.std_vel * h]
-    return mean, np.diag(np.square(std))
-
-  def _motion_noise(self, h):
-    return np.diag(np.square([self.std_pos * h, self.std_pos * h, 1e-2, self.std_pos * h,
-                              self.std_vel * h, self.std_vel * h, 1e-5, self.std_vel * h]))
-
-  def predict(self, mean, cov):
-    return self.F @ mean, self.F @ cov @ self.F.T + self._motion_noise(mean[3])
-
-  def project(self, mean, cov):
-    h = mean[3]
-    r = np.diag(np.square([self.std_pos * h, self.std_pos * h, 1e-1, self.std_pos * h]))
-    return self.H @ mean, self.H @ cov @ self.H.T + r
-
-  def update(self, mean, cov, z):
-    m, s = self.project(mean, cov)
-    # 4x4 systems: numpy's solve costs far less per call than scipy's Cholesky wrappers.
-    gain = np.linalg.solve(s, (cov @ self.H.T).T).T
-    return mean + gain @ (z - m), cov - gain @ s @ gain.T
-
-  def gating_distances(self, means, covs, zs):
-    """(T, N) squared Mahalanobis distances, all T states against all N measurements."""
-    h = means[:, 3]
-    r = np.square(np.stack([self.std_pos * h, self.std_pos * h, np.full_like(h, 1e-1),
-                            self.std_pos * h], -1))
-    m = means[:, :4]
-    s = covs[:, :4, :4] + r[:, :, None] * np.eye(4)[None]
-    d = np.asarray(zs, float)[None] - m[:, None]                      # (T, N, 4)
-    sol = np.linalg.solve(s, d.transpose(0, 2, 1))                   # (T, 4, N)
-    return np.einsum('tnk,tkn->tn', d, sol)
-
-
-def tlbr_to_xyah(b):
-  w, h = b[2] - b[0], b[3] - b[1]
-  return np.array([b[0] + w / 2, b[1] + h / 2, w / max(h, 1e-6), h], float)
-
-
-def xyah_to_tlbr(x):
-  w = x[2] * x[3]
-  return np.array([x[0] - w / 2, x[1] - x[3] / 2, x[0] + w / 2, x[1] + x[3] / 2])
-
-
-def iou_matrix(a, b):
-  a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-  if not len(a) or not len(b):
-    return np.zeros((len(a), len(b)))
-  lt = np.maximum(a[:, None, :2], b[None, :, :2])
-  rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-  inter = np.prod(np.clip(rb - lt, 0, None), -1)
-  area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), -1)
-  union = area(a)[:, None] + area(b)[None] - inter
-  return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def linear_assignment(cost, thresh):
-  """Hungarian assignment keeping pairs with cost <= thresh: (matches, unmatched_a, unmatched_b)."""
-  n, m = cost.shape
-  if n == 0 or m == 0:
-    return np.zeros((0, 2), int), np.arange(n), np.arange(m)
-  c = np.where(np.isfinite(cost), cost, thresh + 1e5)
-  c = np.minimum(c, thresh + 1e-4)
-  rows, cols = linear_sum_assignment(c)
-  keep = cost[rows, cols] <= thresh
-  matches = np.stack([rows[keep], cols[keep]], 1)
-  return (matches, np.setdiff1d(np.arange(n), matches[:, 0]),
-          np.setdiff1d(np.arange(m), matches[:, 1]))
+  @property
+  def coast_frames(self) -> int:
+    return int(round(self.coast_seconds * self.fps))
 
 
 class State(enum.IntEnum):
@@ -234,17 +168,16 @@ class Tracker:
     return boxes, scores, embeddings, valid
 
   def _embedding_cost(self, tracks, dets):
-    cost = np.zeros((len(tracks), len(dets)))
+    """Stage 1's cost: appearance gated and fused with motion; appearance alone (stricter)
+    for tracks lost longer than reid_after_lost frames."""
     if not len(tracks) or not len(dets):
-      return cost
-    t = np.stack([tr.smooth_feat for tr in tracks])
-    d = np.stack([de.curr_feat for de in dets])
-    cost = np.maximum(0.0, 1.0 - t @ d.T)           # cosine distance
-    lam = self.config.motion_weight
+      return np.zeros((len(tracks), len(dets)))
+    cost = matching.cosine_distance(np.stack([tr.smooth_feat for tr in tracks]),
+                                    np.stack([de.curr_feat for de in dets]))
     z = np.stack([tlbr_to_xyah(de.box) for de in dets])
     maha = self.kf.gating_distances(np.stack([t.mean for t in tracks]),
                                     np.stack([t.cov for t in tracks]), z)
-    fused = np.where(maha > CHI2_95_4DOF, np.inf, (1 - lam) * cost + lam * maha)
+    fused = matching.gated_fused_cost(cost, maha, self.config.motion_weight, CHI2_95_4DOF)
     long_lost = np.array([t.state == State.LOST and
                           self.frame_id - t.frame_id > self.config.reid_after_lost
                           for t in tracks])
@@ -263,8 +196,10 @@ class Tracker:
     # A detection with a non-finite box, score or embedding is dropped: one NaN would
     # otherwise enter a Kalman state and every distance computed from it.
     finite = (np.isfinite(boxes).all(1) & np.isfinite(scores) & np.isfinite(embeddings).all(1))
-    keep = np.flatnonzero(valid & finite & (scores >= cfg.det_thresh))
+    usable = valid & finite
+    keep = np.flatnonzero(usable & (scores >= cfg.det_thresh))
     dets = [Track(boxes[i], scores[i], embeddings[i], int(i)) for i in keep]
+    weak = np.flatnonzero(usable & (scores >= cfg.low_det_thresh) & (scores < cfg.det_thresh))
 
     unconfirmed = [t for t in self.tracked if not t.is_activated]
     tracked = [t for t in self.tracked if t.is_activated]
@@ -293,8 +228,17 @@ class Tracker:
     for it, idet in m:
       r_tracked[it].update(self.kf, dets2[idet], self.frame_id, cfg.ema_alpha)
       activated.append(r_tracked[it])
-    for it in u_track2:
-      t = r_tracked[it]
+    # Stage 2b: weak detections for the tracked tracks still unmatched (IoU only).
+    left = [r_tracked[i] for i in u_track2]
+    weak_dets = [Track(boxes[i], scores[i], embeddings[i], int(i)) for i in weak]
+    cost = 1 - iou_matrix([t.tlbr for t in left], [d.box for d in weak_dets])
+    m, u_left, _ = linear_assignment(cost, cfg.low_iou_thresh)
+    for it, idet in m:
+      # The box moves the track; a weak (often occluded) detection's embedding does not.
+      left[it].update(self.kf, weak_dets[idet], self.frame_id, alpha=1.0)
+      activated.append(left[it])
+    for it in u_left:
+      t = left[it]
       t.state = State.LOST
       lost.append(t)
     # Unconfirmed tracks (seen once) need a good IoU match now.
@@ -327,6 +271,24 @@ class Tracker:
     self.tracked, self.lost = self._remove_duplicates(self.tracked, self.lost)
     return {t.det_index: t.track_id for t in self.tracked
             if t.is_activated and t.frame_id == self.frame_id}
+
+  def coasting(self) -> Dict[int, np.ndarray]:
+    """{track id: predicted x1 y1 x2 y2} of the tracks missed in this frame after being
+    seen for at least coast_min_len frames, for at most coast_frames frames: report them
+    beside update()'s output. A prediction that would duplicate a reported track (IoU > 0.7
+    with a track matched now) is left out."""
+    cfg = self.config
+    if cfg.coast_frames <= 0:
+      return {}
+    now = [t.tlbr for t in self.tracked if t.is_activated and t.frame_id == self.frame_id]
+    out = {}
+    for t in self.lost:
+      if (0 < self.frame_id - t.frame_id <= cfg.coast_frames and
+          t.tracklet_len + 1 >= cfg.coast_min_len):
+        box = t.tlbr
+        if not now or iou_matrix([box], now).max() <= 0.7:
+          out[t.track_id] = box
+    return out
 
   def _remove_duplicates(self, a, b):
     if not a or not b:

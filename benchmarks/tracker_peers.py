@@ -1,0 +1,349 @@
+"""Our tracker against the trackers people use, on real pedestrian motion (issue 13).
+
+  pip install -e .[peers]        # deep-sort-realtime, roboflow `trackers` (benchmark only)
+  python benchmarks/tracker_peers.py --out benchmarks/results/tracker_peers_cpu.json
+
+Input, identical for every tracker (seeded):
+- Real motion: the ETH (seq_eth, seq_hotel) and UCY (zara01) trajectories of
+  ../shared/data/eth_ucy, interpolated from their 2.5 Hz annotation to the videos' own
+  frame rates (seq_eth 15 fps: annotated every 6th frame at 0.4 s; seq_hotel and zara01
+  25 fps: every 10th), a window of each, projected into the image with the inverse of
+  H.txt (the foot point; DESIGN.md section 7).
+- Box size: the ground plane's local scale at the foot point (pixels per metre, from the
+  Jacobian of the inverse homography) times 1.7 m gives the box height, 0.4 x height its
+  width; the foot point is the box's bottom centre. People far from the camera get small
+  boxes, near ones large, as in the videos (the same scale that places them).
+- A simulated detector: each person is occluded by the boxes of people nearer the camera
+  (larger foot y); a detection is missed with probability 0.08 + 0.7 x occluded
+  fraction, and a miss continues with probability 0.5 (bursts). Boxes jitter (5% of
+  size, Gaussian), scores fall with occlusion (0.9 - 0.5 x occluded + N(0, 0.08)), about
+  one false positive per frame (scores 0.2-0.65, random embeddings), and 64-d
+  embeddings carry identity plus noise, mixed with the occluder's in proportion to the
+  overlap. Two re-ID qualities: `clean` (noise of norm 0.35 on a unit vector; two
+  sightings of one person at cosine similarity about 0.9) and `noisy` (norm 0.8, about
+  0.6, closer to a real re-ID feature on small, blurred people).
+
+Every tracker runs at its published defaults on those detections: hvisnet-jax's Tracker
+(TrackerConfig at the sequence fps); deep-sort-realtime's DeepSort (embedder=None, our
+embeddings; outputs as its README: confirmed tracks); roboflow trackers' SORT,
+ByteTrack, OC-SORT and BoT-SORT (frame_rate set; BoT-SORT's camera-motion compensation
+off: there are no frames). boxmot is not in the table: its wheel pulls a CUDA torch
+2.14 and downgrades OpenCV on this machine (see the JSON's `not_run`).
+Scoring: trackeval's HOTA, CLEAR and Identity on box IoU (hvisnet_jax.evaluation.
+evaluate_box_tracks); time: the update calls only, per frame. Speed alone: random walks
+of 10, 50 and 200 people, 100 frames each.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from hvisnet_jax import atomic  # pylint: disable=wrong-import-position
+from hvisnet_jax import evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax.apps import extract  # pylint: disable=wrong-import-position
+from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
+
+ETH_UCY = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'eth_ucy')
+# name: (annotation frame step, video fps, image (h, w), first annotated frame, frames)
+SEQUENCES = {'seq_eth': (6, 15.0, (480, 640), 780, 1500),
+             'seq_hotel': (10, 25.0, (576, 720), 1, 1500),
+             'zara01': (10, 25.0, (576, 720), 1, 1250)}
+PERSON_HEIGHT_M, ASPECT, EMB_DIM = 1.7, 0.4, 64
+REID_NOISE = {'clean': 0.35, 'noisy': 0.8}
+
+
+# --------------------------------------------------------------------------- the scene
+
+def scene(name: str):
+  """Per video frame: (pids (N,), boxes (N, 4)) of the people inside the image."""
+  _, fps, (h, w), start, frames = SEQUENCES[name]
+  d = os.path.join(ETH_UCY, name)
+  rows = extract.read_obsmat(os.path.join(d, 'obsmat.txt'))
+  hom = extract.read_homography(os.path.join(d, 'H.txt'))
+  out = [([], []) for _ in range(frames)]
+  for pid in np.unique(rows[:, 1]):
+    sel = rows[rows[:, 1] == pid]
+    sel = sel[np.argsort(sel[:, 0])]
+    vf = sel[:, 0] - start              # obsmat numbers video frames (annotated every step)
+    lo, hi = max(int(np.ceil(vf.min())), 0), min(int(np.floor(vf.max())), frames - 1)
+    if lo > hi:
+      continue
+    t = np.arange(lo, hi + 1)
+    xy = np.c_[np.interp(t, vf, sel[:, 2]), np.interp(t, vf, sel[:, 4])]
+    foot = extract.world_to_image(hom, xy)
+    scale = _pixels_per_metre(hom, xy)
+    bh = PERSON_HEIGHT_M * scale
+    bw = ASPECT * bh
+    boxes = np.c_[foot[:, 0] - bw / 2, foot[:, 1] - bh, foot[:, 0] + bw / 2, foot[:, 1]]
+    inside = (foot[:, 0] >= 0) & (foot[:, 0] < w) & (foot[:, 1] >= 0) & (foot[:, 1] < h)
+    for f, b, ok in zip(t, boxes, inside):
+      if ok:
+        out[f][0].append(int(pid))
+        out[f][1].append(np.clip(b, [0, 0, 0, 0], [w, h, w, h]))
+  return [(np.array(p, int), np.array(b, float).reshape(-1, 4)) for p, b in out], fps
+
+
+def _pixels_per_metre(hom, xy):
+  """sqrt(|det J|) of world -> image at each point: the ground plane's local scale."""
+  e = 0.05
+  p0 = extract.world_to_image(hom, xy)
+  px = extract.world_to_image(hom, xy + [e, 0])
+  py = extract.world_to_image(hom, xy + [0, e])
+  jx, jy = (px - p0) / e, (py - p0) / e
+  return np.sqrt(np.abs(jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]))
+
+
+# --------------------------------------------------------------------------- the detector
+
+def occluded_fraction(boxes):
+  """Fraction of each box covered by the union of boxes with a lower bottom edge (nearer)."""
+  n = len(boxes)
+  out = np.zeros(n)
+  for i in range(n):
+    x1, y1, x2, y2 = boxes[i]
+    area = max((x2 - x1) * (y2 - y1), 1e-9)
+    nearer = boxes[boxes[:, 3] > y2]
+    if not len(nearer):
+      continue
+    # Rasterise at 1/8 of the box for the union (boxes are small; exact enough here).
+    gx = np.linspace(x1, x2, 9)[:-1] + (x2 - x1) / 16
+    gy = np.linspace(y1, y2, 9)[:-1] + (y2 - y1) / 16
+    px, py = np.meshgrid(gx, gy)
+    cov = np.zeros(px.shape, bool)
+    for b in nearer:
+      cov |= (px >= b[0]) & (px <= b[2]) & (py >= b[1]) & (py <= b[3])
+    out[i] = cov.mean() if area > 0 else 0.0
+  return out
+
+
+class Detector:
+  """Seeded detections of a scene: misses (occlusion, bursts), jitter, FPs, embeddings."""
+
+  def __init__(self, seed: int, image_hw, reid_noise: float):
+    self.rng = np.random.default_rng(seed)
+    self.reid_noise = reid_noise
+    self.h, self.w = image_hw
+    self.identity = {}
+    self.missing = set()
+
+  def _identity(self, pid):
+    if pid not in self.identity:
+      v = self.rng.normal(size=EMB_DIM)
+      self.identity[pid] = v / np.linalg.norm(v)
+    return self.identity[pid]
+
+  def __call__(self, pids, boxes):
+    rng = self.rng
+    occ = occluded_fraction(boxes) if len(boxes) else np.zeros(0)
+    keep_boxes, scores, embs = [], [], []
+    missing = set()
+    for i, pid in enumerate(pids):
+      p_miss = 0.5 if pid in self.missing else 0.08 + 0.7 * occ[i]
+      if rng.random() < p_miss:
+        missing.add(pid)
+        continue
+      b = boxes[i]
+      size = np.r_[b[2] - b[0], b[3] - b[1], b[2] - b[0], b[3] - b[1]]
+      keep_boxes.append(b + rng.normal(0, 0.05, 4) * size)
+      scores.append(float(np.clip(0.9 - 0.5 * occ[i] + rng.normal(0, 0.08), 0.05, 1.0)))
+      e = self._identity(pid) + rng.normal(0, self.reid_noise / np.sqrt(EMB_DIM), EMB_DIM)
+      if occ[i] > 0:           # the occluder's appearance leaks in
+        nearer = [j for j in range(len(pids)) if boxes[j, 3] > boxes[i, 3] and
+                  _iou(boxes[j], b) > 0]
+        if nearer:
+          j = max(nearer, key=lambda j: _iou(boxes[j], b))
+          e = (1 - occ[i]) * e + occ[i] * self._identity(pids[j])
+      embs.append(e / np.linalg.norm(e))
+    self.missing = missing
+    for _ in range(rng.poisson(1.0)):
+      ref = boxes[rng.integers(len(boxes))] if len(boxes) else np.array([0, 0, 20, 50.0])
+      bh, bw = (ref[3] - ref[1]) * rng.uniform(0.7, 1.3), (ref[2] - ref[0]) * rng.uniform(0.7, 1.3)
+      x, y = rng.uniform(0, self.w - bw), rng.uniform(0, self.h - bh)
+      keep_boxes.append(np.array([x, y, x + bw, y + bh]))
+      scores.append(float(rng.uniform(0.2, 0.65)))
+      v = rng.normal(size=EMB_DIM)
+      embs.append(v / np.linalg.norm(v))
+    return (np.array(keep_boxes, float).reshape(-1, 4), np.array(scores, float),
+            np.array(embs, float).reshape(-1, EMB_DIM))
+
+
+def _iou(a, b):
+  return float(tracker_lib.iou_matrix(a[None], b[None])[0, 0])
+
+
+# --------------------------------------------------------------------------- the trackers
+
+class Ours:
+  name, uses_embeddings = 'hvisnet-jax', True
+
+  def __init__(self, fps):
+    self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps))
+
+  def update(self, boxes, scores, embs):
+    out = self.t.update(boxes, scores, embs)
+    return ([(tid, boxes[d]) for d, tid in out.items()] +
+            list(self.t.coasting().items()))
+
+
+class DeepSortRealtime:
+  name, uses_embeddings = 'deep-sort-realtime (DeepSORT)', True
+
+  def __init__(self, fps):
+    from deep_sort_realtime.deepsort_tracker import DeepSort  # pylint: disable=g-import-not-at-top
+    self.t = DeepSort(embedder=None)
+
+  def update(self, boxes, scores, embs):
+    dets = [([b[0], b[1], b[2] - b[0], b[3] - b[1]], s, 0) for b, s in zip(boxes, scores)]
+    tracks = self.t.update_tracks(dets, embeds=list(embs))
+    return [(int(t.track_id), np.asarray(t.to_ltrb(), float)) for t in tracks
+            if t.is_confirmed()]
+
+
+class Roboflow:
+  """roboflow `trackers`: SORT, ByteTrack, OC-SORT, BoT-SORT (motion only)."""
+  uses_embeddings = False
+
+  def __init__(self, fps, kind):
+    import trackers  # pylint: disable=g-import-not-at-top
+    cls = {'SORT': trackers.SORTTracker, 'ByteTrack': trackers.ByteTrackTracker,
+           'OC-SORT': trackers.OCSORTTracker, 'BoT-SORT': trackers.BoTSORTTracker}[kind]
+    kwargs = dict(frame_rate=fps)
+    if kind == 'BoT-SORT':
+      kwargs['enable_cmc'] = False              # camera-motion compensation needs frames
+    self.t = cls(**kwargs)
+    self.name = f'roboflow trackers {kind}'
+
+  def update(self, boxes, scores, embs):
+    import supervision as sv  # pylint: disable=g-import-not-at-top
+    det = sv.Detections(xyxy=boxes.astype(np.float32).reshape(-1, 4),
+                        confidence=scores.astype(np.float32),
+                        class_id=np.zeros(len(boxes), int))
+    out = self.t.update(det)
+    ids = out.tracker_id if out.tracker_id is not None else np.zeros(0, int)
+    return [(int(i), b) for i, b in zip(ids, out.xyxy) if i >= 0]
+
+
+def make_trackers(fps):
+  """(name, factory) for every tracker installed; and the reasons others are not."""
+  makers, missing = [('hvisnet-jax', lambda: Ours(fps))], {}
+  try:
+    import deep_sort_realtime  # pylint: disable=g-import-not-at-top,unused-import
+    makers.append(('deep-sort-realtime', lambda: DeepSortRealtime(fps)))
+  except ImportError:
+    missing['deep-sort-realtime'] = 'not installed (pip install -e .[peers])'
+  try:
+    import trackers  # pylint: disable=g-import-not-at-top,unused-import
+    for kind in ('SORT', 'ByteTrack', 'OC-SORT', 'BoT-SORT'):
+      makers.append((f'trackers {kind}', lambda k=kind: Roboflow(fps, k)))
+  except ImportError:
+    missing['roboflow trackers'] = 'not installed (pip install -e .[peers])'
+  missing['boxmot (ByteTrack, BoT-SORT, OC-SORT, StrongSORT, Deep OC-SORT)'] = (
+      'not run: its wheel requires a CUDA torch 2.14 (GBs) and opencv-python 4.14 in place '
+      'of this project\'s 5.0, so it cannot be installed beside it on this machine')
+  return makers, missing
+
+
+# --------------------------------------------------------------------------- running
+
+def run_sequences(seqs, seed, reid_noise, only=None):
+  inputs = {}
+  for name in seqs:
+    frames, fps = scene(name)
+    det = Detector(seed + sum(map(ord, name)), SEQUENCES[name][2], reid_noise)
+    inputs[name] = (frames, fps, [det(p, b) for p, b in frames])
+  names = [n for n, _ in make_trackers(25.0)[0] if not only or n in only]
+  results, timing = {}, {}
+  for tname in names:
+    preds, secs, nframes = {}, 0.0, 0
+    for name, (frames, fps, dets) in inputs.items():
+      trk = dict(make_trackers(fps)[0])[tname]()
+      out = []
+      for boxes, scores, embs in dets:
+        t0 = time.perf_counter()
+        res = trk.update(boxes, scores, embs)
+        secs += time.perf_counter() - t0
+        out.append((np.array([r[0] for r in res], int),
+                    np.array([r[1] for r in res], float).reshape(-1, 4)))
+      preds[name] = out
+      nframes += len(frames)
+    gt = {n: [(p, b) for p, b in v[0]] for n, v in inputs.items()}
+    results[tname] = evaluation.evaluate_box_tracks(gt, preds)
+    results[tname]['uses_embeddings'] = trk.uses_embeddings
+    timing[tname] = dict(seconds=secs, ms_per_frame=1e3 * secs / nframes, frames=nframes)
+    c = results[tname]['combined']
+    print(f'{tname:22s} HOTA {100 * c["HOTA"]:.1f} IDF1 {100 * c["IDF1"]:.1f} MOTA '
+          f'{100 * c["MOTA"]:.1f} IDSW {c["IDSW"]} {timing[tname]["ms_per_frame"]:.2f} ms/frame',
+          flush=True)
+  stats = {n: dict(frames=len(v[0]), fps=v[1], people_per_frame=float(np.mean(
+      [len(p) for p, _ in v[0]])), detections_per_frame=float(np.mean([len(d[1]) for d in v[2]])))
+      for n, v in inputs.items()}
+  return results, timing, stats
+
+
+def run_speed(people=(10, 50, 200), frames=100, seed=0):
+  """ms per frame on random walks of N people (boxes 20x50 px in a 4000 x 4000 plane)."""
+  rng = np.random.default_rng(seed)
+  out = {}
+  for n in people:
+    xy = rng.uniform(0, 4000, (n, 2))
+    ident = rng.normal(size=(n, EMB_DIM))
+    ident /= np.linalg.norm(ident, axis=1, keepdims=True)
+    vel = rng.normal(0, 2, (n, 2))
+    seq = []
+    for _ in range(frames):
+      xy = xy + vel
+      boxes = np.c_[xy, xy + [20, 50]] + rng.normal(0, 0.5, (n, 4))
+      e = ident + rng.normal(0, 0.05, ident.shape)
+      seq.append((boxes, np.full(n, 0.9), e / np.linalg.norm(e, axis=1, keepdims=True)))
+    for tname, make in make_trackers(25.0)[0]:
+      trk = make()
+      t0 = time.perf_counter()
+      for boxes, scores, embs in seq:
+        trk.update(boxes, scores, embs)
+      out.setdefault(tname, {})[str(n)] = 1e3 * (time.perf_counter() - t0) / frames
+  return out
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  ap.add_argument('--out', default=os.path.join(REPO, 'benchmarks', 'results',
+                                                'tracker_peers_cpu.json'))
+  ap.add_argument('--sequences', default=','.join(SEQUENCES))
+  ap.add_argument('--seed', type=int, default=0)
+  ap.add_argument('--no-speed', action='store_true')
+  ap.add_argument('--trackers', default='', help='comma-separated names (default: all)')
+  a = ap.parse_args()
+  only = [t for t in a.trackers.split(',') if t]
+  results, timing = {}, {}
+  for quality, noise in REID_NOISE.items():
+    print(f'-- re-ID {quality} (noise {noise})')
+    results[quality], timing[quality], stats = run_sequences(a.sequences.split(','), a.seed,
+                                                             noise, only)
+  speed = {} if a.no_speed else run_speed()
+  _, missing = make_trackers(25.0)
+  versions = {}
+  for pkg in ('deep-sort-realtime', 'trackers', 'supervision', 'numpy', 'scipy'):
+    try:
+      from importlib import metadata  # pylint: disable=g-import-not-at-top
+      versions[pkg] = metadata.version(pkg)
+    except Exception:  # pylint: disable=broad-except
+      pass
+  report = dict(sequences=stats, results=results, timing=timing, speed_ms_per_frame=speed,
+                not_run=missing, seed=a.seed, versions=versions,
+                machine=f'{platform.machine()}, {os.cpu_count()} cores',
+                command='python benchmarks/tracker_peers.py')
+  atomic.write_json(a.out, report, indent=1)
+  print(f'wrote {a.out}')
+
+
+if __name__ == '__main__':
+  main()
