@@ -82,7 +82,7 @@ def _track(args) -> int:
   app.check_output_dir(args.out, args.overwrite)  # not after the model is built
   res = app.track_to_dir(source, _predictor(args), args.out, save_video=args.save_video,
                          save_masks=args.save_masks, progress=not args.quiet,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, carry_masks=args.carry_masks)
   ids = {tid for f in res['result'].frames for tid in f}
   print(f'{res["frames"]} frames, {len(ids)} identities, {res["fps"]:.1f} frames/s end to end'
         f'; outputs in {os.path.abspath(args.out)}')
@@ -356,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
   k.add_argument('--save-masks', action='store_true', help='write masks/<id>/<frame>.png')
   k.add_argument('--overwrite', action='store_true', help='replace an earlier run in --out '
                  '(default: refuse)')
+  k.add_argument('--carry-masks', action='store_true', help='keep reporting a person missed '
+                 'for up to 0.2 s, with the last mask moved to the predicted box')
   k.add_argument('--quiet', action='store_true')
   k.set_defaults(func=_track)
 

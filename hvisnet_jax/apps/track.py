@@ -155,15 +155,19 @@ class TrackResult:
 
 def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
                  on_frame: Optional[Callable] = None, progress: bool = True,
-                 max_frames: Optional[int] = None):
+                 max_frames: Optional[int] = None, carry_masks: bool = False):
   """Runs detection + tracking over a source. Returns (TrackResult, stats dict).
 
   on_frame(index, frame, id_map, boxes_by_id) is called for every decoded frame in order.
+  carry_masks: report a track missed for a moment (Tracker.coasting) with its last mask
+  moved to the predicted box (tracker_lib.MaskCarrier). Off by default: on the held-out
+  real clips it added more false masks than it recovered (README, tracker section).
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   reader = video_lib.FrameReader(source)
   cfg = tracker_config or tracker_lib.TrackerConfig(fps=reader.fps)
   trk = tracker_lib.Tracker(cfg)
+  carry, last_score = tracker_lib.MaskCarrier(), {}
   result = None
   times = {'frames': 0, 'track_s': 0.0}
   bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
@@ -174,9 +178,16 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     t0 = time.perf_counter()
     assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
     id_map = tracker_lib.track_id_map(out['label_map'], assigned)
-    times['track_s'] += time.perf_counter() - t0
     boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
     scores = {tid: float(out['scores'][d]) for d, tid in assigned.items()}
+    if carry_masks:
+      coasting = trk.coasting()
+      id_map = carry(id_map, boxes, coasting)
+      for tid, box in coasting.items():
+        if (id_map == tid).any():
+          boxes[tid], scores[tid] = box, last_score.get(tid, 0.0)
+      last_score.update(scores)
+    times['track_s'] += time.perf_counter() - t0
     if result is None:
       result = TrackResult(*frame.shape[:2])
     result.add(idx, id_map, boxes, scores)
@@ -217,7 +228,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
 
 def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
                  save_masks: bool = False, progress: bool = True,
-                 tracker_config=None, overwrite: bool = False) -> Dict:
+                 tracker_config=None, overwrite: bool = False,
+                 carry_masks: bool = False) -> Dict:
   """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/.
 
   `overwrite`: replace an earlier run in out_dir (default: refuse, see check_output_dir).
@@ -239,7 +251,8 @@ def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
             os.makedirs(d, exist_ok=True)
             cv2.imwrite(os.path.join(d, f'{idx:05d}.png'), (id_map == tid).astype(np.uint8) * 255)
     try:
-      result, stats = track_source(source, predictor, tracker_config, on_frame, progress)
+      result, stats = track_source(source, predictor, tracker_config, on_frame, progress,
+                                   carry_masks=carry_masks)
     finally:
       if writer is not None:
         writer.close()

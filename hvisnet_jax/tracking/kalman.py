@@ -33,6 +33,16 @@ class KalmanFilter:
   def predict(self, mean, cov):
     return self.F @ mean, self.F @ cov @ self.F.T + self._motion_noise(mean[3])
 
+  def multi_predict(self, means, covs):
+    """predict() for (T, 8) means and (T, 8, 8) covariances at once (FairMOT's
+    multi_predict): one batched product instead of T small ones."""
+    h = means[:, 3]
+    std = np.stack([self.std_pos * h, self.std_pos * h, np.full_like(h, 1e-2),
+                    self.std_pos * h, self.std_vel * h, self.std_vel * h,
+                    np.full_like(h, 1e-5), self.std_vel * h], -1)
+    q = np.square(std)[:, :, None] * np.eye(8)[None]
+    return means @ self.F.T, self.F @ covs @ self.F.T + q
+
   def project(self, mean, cov):
     h = mean[3]
     r = np.diag(np.square([self.std_pos * h, self.std_pos * h, 1e-1, self.std_pos * h]))

@@ -43,7 +43,6 @@ class TrainState:
   step: jnp.ndarray
   params: Any
   batch_stats: Any
-  extra: Any            # identity classifier and uncertainty weights
   opt_state: Any
 
 
@@ -107,7 +106,7 @@ def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
                                                   k_extra)}
   tx, _ = make_optimizer(config.train, config.model)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get('batch_stats', {}), extra={},
+                    batch_stats=variables.get('batch_stats', {}),
                     opt_state=tx.init(params))
 
 
@@ -354,8 +353,26 @@ def restore_checkpoint(mngr, state: TrainState, sharding=None) -> TrainState:
   try:
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
   except (ValueError, KeyError) as e:
+    try:                                  # written before TrainState lost its empty `extra`
+      legacy = _LegacyTrainState(extra={}, **{f: getattr(abstract, f) for f in (
+          'step', 'params', 'batch_stats', 'opt_state')})
+      old = mngr.restore(step, args=ocp.args.StandardRestore(legacy))
+      return TrainState(step=old.step, params=old.params, batch_stats=old.batch_stats,
+                        opt_state=old.opt_state)
+    except (ValueError, KeyError):
+      pass
     raise ConfigMismatchError(f'checkpoint at step {step} in {mngr.directory} does not fit this '
                               f'config: {e}') from e
+
+
+@flax.struct.dataclass
+class _LegacyTrainState:
+  """The checkpoint layout up to 2026-11: TrainState with an (always empty) `extra`."""
+  step: jnp.ndarray
+  params: Any
+  batch_stats: Any
+  extra: Any
+  opt_state: Any
 
 
 def inference_variables(state: TrainState) -> Dict[str, Any]:
@@ -490,7 +507,7 @@ def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
   shapes_only.model.backbone.pretrained = ''        # the template needs shapes, not weights
   template = jax.eval_shape(lambda: create_train_state(shapes_only, jax.random.PRNGKey(0),
                                                        num_ids, (64, 64)))
-  state = mngr.restore(step, args=ocp.args.StandardRestore(template))
+  state = restore_checkpoint(mngr, template)
   mngr.close()
   _predictor(config, state).export(out, dtype=dtype)
   return step

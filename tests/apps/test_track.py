@@ -6,6 +6,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from hvisnet_jax import cli, evaluation
 from hvisnet_jax.apps import track as app
@@ -122,3 +123,22 @@ def test_extract_person_cli_on_synthetic(tmp_path):
                    '--trajectories', str(tmp_path / 'd' / 'trajectories' / f'{name}.txt'),
                    '--homography', str(tmp_path / 'd' / 'trajectories' / 'H.txt'),
                    '--pid', '999', '--out', str(tmp_path / 'p2'), '--model', 'synthetic', '--quiet']) == 2
+
+
+def test_carry_masks_bridges_a_frame_where_nobody_is_detected(tmp_path, clip_dir,
+                                                              default_predictor):
+  src, _ = clip_dir
+  folder = tmp_path / 'frames'
+  shutil.copytree(src, folder)
+  cv2.imwrite(str(folder / '00006.jpg'), np.full((240, 320, 3), 128, np.uint8))   # nobody
+  plain, _ = app.track_source(str(folder), default_predictor, progress=False)
+  carried, _ = app.track_source(str(folder), default_predictor, progress=False,
+                                carry_masks=True)
+  assert not plain.frames[6] and set(plain.frames[5])
+  assert set(carried.frames[6]) and set(carried.frames[6]) <= set(carried.frames[5])
+  seq = carried.sequence('clip')
+  assert not evaluation.find_overlaps(seq)
+  for tid in carried.frames[6]:                   # the mask sits where it was a frame before
+    a = mask_utils.decode(carried.frames[5][tid]['rle'])
+    b = mask_utils.decode(carried.frames[6][tid]['rle'])
+    assert (a & b).sum() / max(b.sum(), 1) > 0.5

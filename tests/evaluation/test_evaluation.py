@@ -352,3 +352,20 @@ def test_coco_mask_ap_on_real_samples(shared_data, tmp_path, sample):
   degraded = ev.evaluate_coco(path, str(tmp_path / 'res.json'))
   assert degraded['AP'] < 0.9 and degraded['AP'] < perfect['AP']
   assert degraded['AP75'] <= degraded['AP50']
+
+
+def test_box_tracks_by_trackeval_known_answers():
+  b = np.array([[0, 0, 10, 20], [30, 0, 40, 20]], float)
+  gt = {'s': [(np.array([1, 2]), b + t) for t in range(5)]}
+  perfect = ev.evaluate_box_tracks(gt, gt)['combined']
+  assert perfect['HOTA'] == perfect['IDF1'] == perfect['MOTA'] == 1.0
+  # Ids swap after frame 3: 2 switches; IDF1 = 2 * 6 / (10 + 10); every box still found.
+  swapped = {'s': [(np.array([7, 8]), b + t) for t in range(3)] +
+                  [(np.array([8, 7]), b + t) for t in range(3, 5)]}
+  r = ev.evaluate_box_tracks(gt, swapped)['combined']
+  assert (r['IDSW'], r['TP'], r['FP'], r['FN']) == (2, 10, 0, 0)
+  assert r['IDF1'] == pytest.approx(0.6) and r['MOTA'] == pytest.approx(0.8)
+  # A box shifted to IoU < 0.5 is a miss plus a false positive.
+  off = {'s': [(np.array([1, 2]), b + t + np.array([0, 15, 0, 15]) * (t == 4)) for t in range(5)]}
+  r = ev.evaluate_box_tracks(gt, off)['combined']
+  assert (r['TP'], r['FP'], r['FN']) == (8, 2, 2)

@@ -142,3 +142,70 @@ def test_embedding_dimension_change_is_refused():
   t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 16)))      # nobody: nothing to check
   with pytest.raises(ValueError, match='dimension 16.*dimension 8'):
     t.update(np.array([[0, 0, 10, 20]], float), np.array([0.9]), np.ones((1, 16)))
+
+
+def test_coasting_reports_a_short_miss_at_the_prediction_and_stops_after():
+  t = tr.Tracker(tr.TrackerConfig(fps=25.0))            # coast_frames = 5
+  assert t.config.coast_frames == 5
+  e = _emb(np.random.default_rng(3), 1)
+  for k in range(8):
+    (tid,) = t.update(np.array([_walk(10, 50, 4, k)], float), np.array([0.9]), e).values()
+  assert t.coasting() == {}                             # nobody missed
+  for k in range(8, 16):
+    t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 32)))
+    coast = t.coasting()
+    if k - 7 <= 5:
+      # Carried at the constant-velocity prediction (4 px per frame to the right).
+      assert set(coast) == {tid}
+      np.testing.assert_allclose(coast[tid], _walk(10, 50, 4, k), atol=3.0)
+    else:
+      assert coast == {}
+
+
+def test_coasting_needs_an_established_track():
+  t = tr.Tracker()
+  e = _emb(np.random.default_rng(4), 1)
+  t.update(np.array([[0, 0, 10, 20]], float), np.array([0.9]), e)
+  t.update(np.array([[1, 0, 11, 20]], float), np.array([0.9]), e)
+  t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 32)))
+  assert t.coasting() == {}                             # seen twice: not carried
+
+
+def test_a_weak_detection_continues_a_track_but_never_starts_one():
+  t = tr.Tracker()
+  e = _emb(np.random.default_rng(5), 2)
+  for k in range(3):
+    (tid,) = t.update(np.array([_walk(10, 50, 4, k)], float), np.array([0.9]), e[:1]).values()
+  boxes = np.array([_walk(10, 50, 4, 3), [300, 50, 330, 130]], float)
+  out = t.update(boxes, np.array([0.2, 0.3]), e)        # both below det_thresh 0.4
+  assert out == {0: tid}                                # continued; the stranger not started
+  out = t.update(boxes + [4, 0, 4, 0], np.array([0.05, 0.3]), e)
+  assert out == {}                                      # below low_det_thresh: a miss
+
+
+def test_mask_carrier_moves_the_last_mask_onto_free_pixels_only():
+  carry = tr.MaskCarrier()
+  id_map = np.zeros((20, 30), int)
+  id_map[5:10, 2:6] = 7
+  id_map[0:20, 20:30] = 9
+  carry(id_map, {7: np.array([2, 5, 6, 10.0]), 9: np.array([20, 0, 30, 20.0])}, {})
+  now = np.zeros((20, 30), int)
+  now[0:20, 20:30] = 9                                  # 7 missed, 9 still there
+  out = carry(now, {9: np.array([20, 0, 30, 20.0])}, {7: np.array([18, 6, 22, 11.0])})
+  assert (out[6:11, 18:20] == 7).all()                  # moved 16 right, 1 down
+  assert (out[:, 20:] == 9).all()                       # never over another person
+  assert (out == 7).sum() == 2 * 5 and (now == 7).sum() == 0   # input left untouched
+
+
+def test_multi_predict_equals_predict_one_by_one():
+  kf = tr.KalmanFilter()
+  rng = np.random.default_rng(6)
+  states = [kf.initiate(np.array([rng.uniform(0, 500), rng.uniform(0, 500), 0.4,
+                                  rng.uniform(20, 200)])) for _ in range(5)]
+  states = [(m + np.r_[np.zeros(4), rng.normal(size=4)], c) for m, c in states]
+  means, covs = kf.multi_predict(np.stack([m for m, _ in states]),
+                                 np.stack([c for _, c in states]))
+  for (m, c), m2, c2 in zip(states, means, covs):
+    m1, c1 = kf.predict(m, c)
+    np.testing.assert_allclose(m2, m1, rtol=1e-12)
+    np.testing.assert_allclose(c2, c1, rtol=1e-12, atol=1e-12)

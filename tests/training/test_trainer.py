@@ -171,3 +171,20 @@ def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, caps
     assert (out / 'tracks.txt').is_file()
   assert cli.main(['export', str(tmp_path / 'nope'), '--out', str(tmp_path / 'x')]) == 2
   assert 'not a training workdir' in capsys.readouterr().err
+
+
+def test_checkpoints_of_the_old_layout_with_extra_still_restore(tmp_path, source):
+  cfg = _config()
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+  state = state.replace(step=np.int32(3))
+  old = train._LegacyTrainState(step=state.step, params=state.params,  # pylint: disable=protected-access
+                                batch_stats=state.batch_stats, extra={},
+                                opt_state=state.opt_state)
+  mngr = train.checkpoint_manager(str(tmp_path), cfg.train)
+  train.save_checkpoint(mngr, old)
+  fresh = train.create_train_state(cfg, jax.random.PRNGKey(1), source.num_ids, source.padded)
+  got = train.restore_checkpoint(mngr, fresh)
+  mngr.close()
+  assert int(got.step) == 3
+  for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, b)
