@@ -1,6 +1,6 @@
 """Our tracker against the trackers people use, on real pedestrian motion (issue 13).
 
-  pip install -e .[peers]        # deep-sort-realtime, roboflow `trackers` (benchmark only)
+  pip install -r benchmarks/requirements-peers.txt   # or: pip install -e .[peers]
   python benchmarks/tracker_peers.py --out benchmarks/results/tracker_peers_cpu.json
 
 Input, identical for every tracker (seeded):
@@ -185,8 +185,13 @@ def _iou(a, b):
 class Ours:
   name, uses_embeddings = 'hvisnet-jax', True
 
-  def __init__(self, fps):
-    self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps))
+  def __init__(self, fps, authors=False):
+    # authors=True: the tracker as the authors released it (DESIGN.md section 3), without
+    # our coasting and weak-detection pass; re-identification after 5 lost frames stays.
+    kw = dict(coast_seconds=0.0, low_det_thresh=1.0) if authors else {}
+    self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
+    if authors:
+      self.name = 'hvisnet-jax, authors\' design'
 
   def update(self, boxes, scores, embs):
     out = self.t.update(boxes, scores, embs)
@@ -234,18 +239,19 @@ class Roboflow:
 
 def make_trackers(fps):
   """(name, factory) for every tracker installed; and the reasons others are not."""
-  makers, missing = [('hvisnet-jax', lambda: Ours(fps))], {}
+  makers, missing = [('hvisnet-jax', lambda: Ours(fps)),
+                     ('hvisnet-jax (authors)', lambda: Ours(fps, authors=True))], {}
   try:
     import deep_sort_realtime  # pylint: disable=g-import-not-at-top,unused-import
     makers.append(('deep-sort-realtime', lambda: DeepSortRealtime(fps)))
   except ImportError:
-    missing['deep-sort-realtime'] = 'not installed (pip install -e .[peers])'
+    missing['deep-sort-realtime'] = 'not installed (pip install -r benchmarks/requirements-peers.txt)'
   try:
     import trackers  # pylint: disable=g-import-not-at-top,unused-import
     for kind in ('SORT', 'ByteTrack', 'OC-SORT', 'BoT-SORT'):
       makers.append((f'trackers {kind}', lambda k=kind: Roboflow(fps, k)))
   except ImportError:
-    missing['roboflow trackers'] = 'not installed (pip install -e .[peers])'
+    missing['roboflow trackers'] = 'not installed (pip install -r benchmarks/requirements-peers.txt)'
   missing['boxmot (ByteTrack, BoT-SORT, OC-SORT, StrongSORT, Deep OC-SORT)'] = (
       'not run: its wheel requires a CUDA torch 2.14 (GBs) and opencv-python 4.14 in place '
       'of this project\'s 5.0, so it cannot be installed beside it on this machine')
