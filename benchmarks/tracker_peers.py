@@ -27,8 +27,12 @@ Every tracker runs at its published defaults on those detections: hvisnet-jax's 
 (TrackerConfig at the sequence fps); deep-sort-realtime's DeepSort (embedder=None, our
 embeddings; outputs as its README: confirmed tracks); roboflow trackers' SORT,
 ByteTrack, OC-SORT and BoT-SORT (frame_rate set; BoT-SORT's camera-motion compensation
-off: there are no frames). boxmot is not in the table: its wheel pulls a CUDA torch
-2.14 and downgrades OpenCV on this machine (see the JSON's `not_run`).
+off: there are no frames); boxmot's ByteTrack, BoT-SORT, OC-SORT, StrongSORT and Deep
+OC-SORT, the last three with our embeddings (camera-motion compensation off where it
+can be; StrongSORT's ECC sees a blank frame). boxmot must be installed without its
+dependencies (they pull a CUDA torch and replace OpenCV 5): `pip install --no-deps
+boxmot==25.0.0 filterpy==1.4.5 lapx==0.11.1`; torchvision, which it imports, falls back
+to tests/torchvision_stub.py.
 Scoring: trackeval's HOTA, CLEAR and Identity on box IoU (hvisnet_jax.evaluation.
 evaluate_box_tracks); time: the update calls only, per frame. Speed alone: random walks
 of 10, 50 and 200 people, 100 frames each.
@@ -237,7 +241,53 @@ class Roboflow:
     return [(int(i), b) for i, b in zip(ids, out.xyxy) if i >= 0]
 
 
-def make_trackers(fps):
+class BoxMOT:
+  """boxmot 25: ByteTrack, BoT-SORT, OC-SORT, StrongSORT, Deep OC-SORT, given our
+  embeddings (so no ReID network, no weights). Camera-motion compensation is off where
+  it can be (BoT-SORT, Deep OC-SORT); StrongSORT always runs ECC and gets a blank frame."""
+
+  def __init__(self, fps, kind, image_hw):
+    import boxmot  # pylint: disable=g-import-not-at-top
+    kwargs = {'ByteTrack': dict(frame_rate=int(round(fps))),
+              'BotSort': dict(frame_rate=int(round(fps)), use_cmc=False),
+              'DeepOcSort': dict(cmc_off=True)}.get(kind, {})
+    self.t = getattr(boxmot, kind)(**kwargs)
+    self.kind, self.frame = kind, np.zeros((*image_hw, 3), np.uint8)
+    self.uses_embeddings = kind in ('BotSort', 'StrongSort', 'DeepOcSort')
+    self.name, self.count = f'boxmot {kind}', 0
+
+  def update(self, boxes, scores, embs):
+    import torch  # pylint: disable=g-import-not-at-top
+    from boxmot.structures.detections import Detections  # pylint: disable=g-import-not-at-top
+    from boxmot.structures.geometry import Boxes  # pylint: disable=g-import-not-at-top
+    b = boxes.astype(np.float32).reshape(-1, 4).copy()
+    b[:, 2:] = np.maximum(b[:, 2:], b[:, :2] + 1)          # boxmot wants x2 > x1, y2 > y1
+    self.count += 1
+    det = Detections(geometry=Boxes(torch.from_numpy(b)),
+                     scores=torch.from_numpy(np.clip(scores, 0, 1).astype(np.float32)),
+                     class_ids=torch.zeros(len(b), dtype=torch.int64),
+                     sample_id=str(self.count),
+                     embeddings=torch.from_numpy(embs.astype(np.float32).reshape(len(b), -1)))
+    out = self.t.update(det, self.frame)
+    return [(int(i), g) for i, g in zip(out.track_ids.numpy(), out.geometry.values.numpy())]
+
+
+BOXMOT_KINDS = ('ByteTrack', 'BotSort', 'OcSort', 'StrongSort', 'DeepOcSort')
+
+
+def _import_boxmot():
+  """boxmot imports torchvision, which has no CPU build here: the tests' stand-in serves."""
+  import logging  # pylint: disable=g-import-not-at-top
+  try:
+    import torchvision  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    sys.path.insert(0, os.path.join(REPO, 'tests'))
+    import torchvision_stub  # pylint: disable=g-import-not-at-top,unused-import
+  import boxmot  # pylint: disable=g-import-not-at-top,unused-import
+  logging.getLogger('boxmot').setLevel(logging.ERROR)
+
+
+def make_trackers(fps, image_hw=(576, 720)):
   """(name, factory) for every tracker installed; and the reasons others are not."""
   makers, missing = [('hvisnet-jax', lambda: Ours(fps)),
                      ('hvisnet-jax (authors)', lambda: Ours(fps, authors=True))], {}
@@ -252,9 +302,14 @@ def make_trackers(fps):
       makers.append((f'trackers {kind}', lambda k=kind: Roboflow(fps, k)))
   except ImportError:
     missing['roboflow trackers'] = 'not installed (pip install -r benchmarks/requirements-peers.txt)'
-  missing['boxmot (ByteTrack, BoT-SORT, OC-SORT, StrongSORT, Deep OC-SORT)'] = (
-      'not run: its wheel requires a CUDA torch 2.14 (GBs) and opencv-python 4.14 in place '
-      'of this project\'s 5.0, so it cannot be installed beside it on this machine')
+  try:
+    _import_boxmot()
+    for kind in BOXMOT_KINDS:
+      makers.append((f'boxmot {kind}', lambda k=kind: BoxMOT(fps, k, image_hw)))
+  except ImportError as e:
+    missing['boxmot'] = (f'not importable ({e}); install it without its dependencies (they '
+                         'pull a CUDA torch and replace OpenCV 5): pip install --no-deps '
+                         'boxmot==25.0.0 filterpy==1.4.5 lapx==0.11.1, with torch installed')
   return makers, missing
 
 
@@ -271,7 +326,7 @@ def run_sequences(seqs, seed, reid_noise, only=None):
   for tname in names:
     preds, secs, nframes = {}, 0.0, 0
     for name, (frames, fps, dets) in inputs.items():
-      trk = dict(make_trackers(fps)[0])[tname]()
+      trk = dict(make_trackers(fps, SEQUENCES[name][2])[0])[tname]()
       out = []
       for boxes, scores, embs in dets:
         t0 = time.perf_counter()
