@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Optional, Any, Dict
 
+import cv2
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -167,14 +168,14 @@ class Predictor:
       variables = _overlay(variables, loaded, variables_path)
     return cls(config, variables)
 
-  @functools.partial(jax.jit, static_argnums=(0,))
-  def _run(self, variables, frames):
-    b, h, w, _ = frames.shape
+  @functools.partial(jax.jit, static_argnums=(0, 3))
+  def _run(self, variables, frames, frame_hw):
+    """`frames` already at the network's size (resize_plan of `frame_hw`, the size of the
+    frames given to dispatch); boxes and label maps come back at `frame_hw`."""
+    h, w = frame_hw
     icfg, mcfg = self.config.inference, self.config.model
     (rh, rw), (ph, pw) = resize_plan(h, w, icfg)
     x = frames.astype(jnp.float32)
-    if (rh, rw) != (h, w):
-      x = jax.image.resize(x, (b, rh, rw, 3), 'linear', antialias=True)
     x = jnp.pad(x, ((0, 0), (0, ph - rh), (0, pw - rw), (0, 0)))
     outputs = self.model.apply(variables, x)
     det = postprocess.detect(outputs, mcfg, icfg, (ph, pw), (rh, rw))
@@ -205,7 +206,14 @@ class Predictor:
   def dispatch(self, frames: np.ndarray) -> Dict[str, jax.Array]:
     """Starts inference on a batch (N, H, W, 3) and returns device arrays without waiting."""
     frames = check_frames(frames, batched=True)
-    return self._run(self.variables, jnp.asarray(frames))
+    h, w = frames.shape[1:3]
+    (rh, rw), _ = resize_plan(h, w, self.config.inference)
+    if (rh, rw) != (h, w):
+      # On the host: OpenCV's area resize takes 2.6 ms for a 576x768 frame, XLA's
+      # antialiased resize (dense resampling matrices) 18 ms on 2 CPU cores.
+      interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
+      frames = np.stack([cv2.resize(f, (rw, rh), interpolation=interp) for f in frames])
+    return self._run(self.variables, jnp.asarray(frames), (h, w))
 
   def predict_batch(self, frames: np.ndarray) -> Dict[str, np.ndarray]:
     """Batch (N, H, W, 3) -> dict of numpy arrays with a leading batch axis."""
@@ -218,5 +226,4 @@ class Predictor:
 
   def compile_for(self, batch: int, height: int, width: int) -> None:
     """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
-    jax.block_until_ready(self._run(self.variables,
-                                    jnp.zeros((batch, height, width, 3), jnp.uint8)))
+    jax.block_until_ready(self.dispatch(np.zeros((batch, height, width, 3), np.uint8)))
