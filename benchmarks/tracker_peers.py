@@ -191,8 +191,8 @@ class Ours:
 
   def __init__(self, fps, authors=False):
     # authors=True: the tracker as the authors released it (DESIGN.md section 3), without
-    # our coasting and weak-detection pass; re-identification after 5 lost frames stays.
-    kw = dict(coast_seconds=0.0, low_det_thresh=1.0) if authors else {}
+    # our coasting; re-identification after 5 lost frames stays.
+    kw = dict(coast_seconds=0.0) if authors else {}
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
     if authors:
       self.name = 'hvisnet-jax, authors\' design'

@@ -21,12 +21,12 @@ from hvisnet_jax.inference import predictor  # pylint: disable=wrong-import-posi
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
 
 VARIANTS = {
-    "authors' design": dict(coast_seconds=0.0, low_det_thresh=1.0),
-    'weak-detection pass (default)': {},
-    'coasting masks only': dict(low_det_thresh=1.0),
-    'weak pass + coasting masks (--carry-masks)': {},
+    "default (authors' design + appearance re-ID)": {},
+    'weak-detection pass (low_det_thresh=0.1)': dict(low_det_thresh=0.1),
+    'coasting masks (--carry-masks)': {},
+    'weak pass + coasting masks': dict(low_det_thresh=0.1),
 }
-CARRY = {'coasting masks only', 'weak pass + coasting masks (--carry-masks)'}
+CARRY = {'coasting masks (--carry-masks)', 'weak pass + coasting masks'}
 
 
 def main():

@@ -46,10 +46,12 @@ class TrackerConfig:
   # matched on appearance alone, with the stricter cosine threshold `reid_thresh`.
   reid_after_lost: int = 5
   reid_thresh: float = 0.4
-  # Ours: ByteTrack's second chance for weak detections. An occluded person scores low;
-  # detections in [low_det_thresh, det_thresh) may continue a tracked track (IoU distance
-  # <= low_iou_thresh after the other stages) but never start one.
-  low_det_thresh: float = 0.1
+  # Optional, off by default: ByteTrack's second chance for weak detections. With
+  # low_det_thresh set (e.g. 0.1), detections in [low_det_thresh, det_thresh) may continue
+  # a tracked track (IoU distance <= low_iou_thresh after the other stages), never start
+  # one. On the held-out real clips it helped with one resize of the frames and hurt with
+  # another (README, tracker section): no reliable gain, so not the default.
+  low_det_thresh: Optional[float] = None
   low_iou_thresh: float = 0.5
   # Ours: a track missed for at most `coast_seconds` (and seen for `coast_min_len` frames)
   # is still reported, at its Kalman prediction (Tracker.coasting): detectors miss people
@@ -199,7 +201,8 @@ class Tracker:
     usable = valid & finite
     keep = np.flatnonzero(usable & (scores >= cfg.det_thresh))
     dets = [Track(boxes[i], scores[i], embeddings[i], int(i)) for i in keep]
-    weak = np.flatnonzero(usable & (scores >= cfg.low_det_thresh) & (scores < cfg.det_thresh))
+    low = cfg.det_thresh if cfg.low_det_thresh is None else cfg.low_det_thresh
+    weak = np.flatnonzero(usable & (scores >= low) & (scores < cfg.det_thresh))
 
     unconfirmed = [t for t in self.tracked if not t.is_activated]
     tracked = [t for t in self.tracked if t.is_activated]

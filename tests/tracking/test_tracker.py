@@ -172,7 +172,7 @@ def test_coasting_needs_an_established_track():
 
 
 def test_a_weak_detection_continues_a_track_but_never_starts_one():
-  t = tr.Tracker()
+  t = tr.Tracker(tr.TrackerConfig(low_det_thresh=0.1))
   e = _emb(np.random.default_rng(5), 2)
   for k in range(3):
     (tid,) = t.update(np.array([_walk(10, 50, 4, k)], float), np.array([0.9]), e[:1]).values()
@@ -209,3 +209,11 @@ def test_multi_predict_equals_predict_one_by_one():
     m1, c1 = kf.predict(m, c)
     np.testing.assert_allclose(m2, m1, rtol=1e-12)
     np.testing.assert_allclose(c2, c1, rtol=1e-12, atol=1e-12)
+
+
+def test_weak_detections_are_ignored_by_default():
+  t = tr.Tracker()
+  e = _emb(np.random.default_rng(7), 1)
+  for k in range(3):
+    t.update(np.array([_walk(10, 50, 4, k)], float), np.array([0.9]), e)
+  assert t.update(np.array([_walk(10, 50, 4, 3)], float), np.array([0.3]), e) == {}
