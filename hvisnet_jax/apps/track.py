@@ -78,7 +78,7 @@ def _alive(pid: int) -> bool:
   except ProcessLookupError:
     return False
   except PermissionError:                 # someone else's process
-    return True
+    pass
   return True
 
 
