@@ -42,8 +42,7 @@ def main():
   outputs = {}
   for name in gt:
     reader = video.FrameReader(os.path.join(root, 'JPEGImages', name))
-    outputs[name] = [(i, f.shape[:2], {k: np.asarray(v)[0] for k, v in
-                                       pred.dispatch(f[None]).items()})
+    outputs[name] = [(i, f.shape[:2], {k: v[0] for k, v in pred.predict_batch(f[None]).items()})
                      for i, f in reader if f is not None]
     reader.close()
   report = {}

@@ -27,8 +27,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   m.identity.update(channels=64, embedding_dim=64)
   config.model = m
   config.inference = config_defaults.inference_config()
+  # 352: 320 keeps mask AP on coco_mini val but loses small people (AP small 0.044 ->
+  # 0.014) for ~15% of the network's time.
   config.inference.update(min_size=352, max_size=608, max_detections=30, score_thresh=0.05,
-                          paste_at_input_resolution=True)
+                          paste='host')
   config.train = config_defaults.train_config()
   config.train.update(steps=1500, batch_size=4, optimizer='adamw', lr=1e-3, weight_decay=1e-4,
                       warmup_steps=50, warmup_factor=0.01, decay_at=(0.8,), grad_clip=10.0,

@@ -49,8 +49,13 @@ def inference_config() -> ml_collections.ConfigDict:
   # Ours: an instance keeping under this share of its own mask in the non-overlapping label
   # map is a duplicate of a higher-scoring one and is dropped (mask-level NMS); 0 disables.
   c.min_visible_fraction = 0.5
-  # Ours: paste masks at the network's input resolution and scale the label map to the
-  # frame (nearest); cheaper on a CPU than pasting every instance at full frame size.
+  # Where masks are pasted into the frame and the label map is made: 'host' (NumPy, only
+  # valid instances, each over its own box: inference/host_paste.py) or 'device' (inside
+  # jit, every one of max_detections over the whole frame; no host work, for accelerators
+  # where the host is the bottleneck).
+  c.paste = 'host'
+  # Ours, for paste='device': paste at the network's input resolution and scale the label
+  # map to the frame (nearest); cheaper on a CPU than pasting at full frame size.
   c.paste_at_input_resolution = False
   c.min_size = 512             # short side after resizing
   c.max_size = 736             # cap on the long side

@@ -1,15 +1,17 @@
 """Per-frame inference: any HxW RGB frame in, padded instances in that frame's coordinates out.
 
-Resizing (short side to `min_size`, long side capped at `max_size`), padding to a
-multiple of 32, the network, post-processing and pasting all run inside one jitted
-function per input shape; jit's own cache means each frame size compiles once.
+Frames are resized on the host (short side to `min_size`, long side capped at
+`max_size`); padding to a multiple of 32, the network and post-processing run inside one
+jitted function per input shape (jit's own cache compiles each frame size once). Masks
+are pasted into the frame and the label map made on the host by default
+(inference.paste='host', host_paste.py), or inside jit ('device').
 """
 from __future__ import annotations
 
 import functools
 import logging
 import os
-from typing import Optional, Any, Dict
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import cv2
 import jax
@@ -19,6 +21,7 @@ import numpy as np
 
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.inference import export as export_lib
+from hvisnet_jax.inference import host_paste
 from hvisnet_jax.inference import postprocess
 
 # Committed models: 'real' (the default; MobileNetV2 student distilled on real footage,
@@ -34,6 +37,8 @@ def model_dir(name_or_dir: Optional[str] = None) -> str:
   if name_or_dir in BUILT_IN_MODELS:
     return os.path.join(MODELS_DIR, name_or_dir)
   return name_or_dir
+
+
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
 
 
@@ -75,6 +80,12 @@ def check_frames(frames: Any, batched: bool) -> np.ndarray:
 
 
 _WARNED_UNIT_RANGE = False
+
+
+class Pending(NamedTuple):
+  """Inference started by Predictor.dispatch; Predictor.collect finishes it."""
+  outputs: Dict[str, jax.Array]    # device arrays, batched
+  frame_hw: Tuple[int, int]
 
 
 def _overlay(base, loaded, source, path=()):
@@ -183,6 +194,8 @@ class Predictor:
     boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
     boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
     det['boxes'] = boxes
+    if self._paste_on_host:
+      return det
     if icfg.get('paste_at_input_resolution', False) and (rh, rw) != (h, w):
       # Ours: masks pasted at the network's input resolution, the label map then scaled to
       # the frame by nearest neighbour. Pasting every instance at full frame size costs
@@ -203,8 +216,15 @@ class Predictor:
   # jit on a bound method hashes `self`; identity hashing keeps one cache per predictor.
   __hash__ = object.__hash__
 
-  def dispatch(self, frames: np.ndarray) -> Dict[str, jax.Array]:
-    """Starts inference on a batch (N, H, W, 3) and returns device arrays without waiting."""
+  @property
+  def _paste_on_host(self) -> bool:
+    where = self.config.inference.get('paste', 'host')
+    if where not in ('host', 'device'):
+      raise ValueError(f"inference.paste is {where!r}; expected 'host' or 'device'")
+    return where == 'host'
+
+  def dispatch(self, frames: np.ndarray) -> Pending:
+    """Starts inference on a batch (N, H, W, 3) without waiting for it (see collect)."""
     frames = check_frames(frames, batched=True)
     h, w = frames.shape[1:3]
     (rh, rw), _ = resize_plan(h, w, self.config.inference)
@@ -213,11 +233,25 @@ class Predictor:
       # antialiased resize (dense resampling matrices) 18 ms on 2 CPU cores.
       interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
       frames = np.stack([cv2.resize(f, (rw, rh), interpolation=interp) for f in frames])
-    return self._run(self.variables, jnp.asarray(frames), (h, w))
+    return Pending(self._run(self.variables, jnp.asarray(frames), (h, w)), (h, w))
+
+  def collect(self, pending: Pending) -> Dict[str, np.ndarray]:
+    """Waits for dispatched inference: dict of numpy arrays with a leading batch axis."""
+    out = {k: np.asarray(v) for k, v in pending.outputs.items()}
+    if 'label_map' not in out:
+      icfg = self.config.inference
+      pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['boxes'][b],
+                                           out['valid'][b], *pending.frame_hw,
+                                           icfg.mask_thresh,
+                                           icfg.get('min_visible_fraction', 0.0))
+                for b in range(len(out['valid']))]
+      out['label_map'] = np.stack([p[0] for p in pasted])
+      out['valid'] = np.stack([p[1] for p in pasted])
+    return out
 
   def predict_batch(self, frames: np.ndarray) -> Dict[str, np.ndarray]:
     """Batch (N, H, W, 3) -> dict of numpy arrays with a leading batch axis."""
-    return {k: np.asarray(v) for k, v in self.dispatch(frames).items()}
+    return self.collect(self.dispatch(frames))
 
   def predict(self, frame: np.ndarray) -> Dict[str, np.ndarray]:
     """One frame (H, W, 3) -> dict of numpy arrays (see the class docstring)."""
@@ -226,4 +260,4 @@ class Predictor:
 
   def compile_for(self, batch: int, height: int, width: int) -> None:
     """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
-    jax.block_until_ready(self.dispatch(np.zeros((batch, height, width, 3), np.uint8)))
+    jax.block_until_ready(self.dispatch(np.zeros((batch, height, width, 3), np.uint8)).outputs)

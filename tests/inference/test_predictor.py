@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from hvisnet_jax.inference import host_paste
 from hvisnet_jax.inference import postprocess
 from hvisnet_jax.inference import predictor
 from conftest import REPO, tiny_config
@@ -67,7 +68,15 @@ def test_label_map_consistent_with_boxes(pred):
   assert ((ys + 0.5 >= b[:, 1]) & (ys + 0.5 <= b[:, 3])).all()
 
 
-def test_paste_and_label_gives_pixels_to_the_best_box():
+def _device_paste(logits, boxes, valid, h, w, thresh, min_visible=0.0):
+  lm, ok = postprocess.paste_and_label(logits[None], boxes[None], valid[None], h, w, thresh,
+                                       min_visible)
+  return np.asarray(lm)[0], np.asarray(ok)[0]
+
+
+@pytest.mark.parametrize('paste', [_device_paste, host_paste.paste_and_label],
+                         ids=['device', 'host'])
+def test_paste_and_label_gives_pixels_to_the_best_box(paste):
   """With all-positive mask logits each instance covers its box; a pixel inside several
   boxes goes to the first (highest-scoring) valid one, and invalid slots get nothing."""
   rng = np.random.default_rng(7)
@@ -76,9 +85,8 @@ def test_paste_and_label_gives_pixels_to_the_best_box():
   boxes = np.concatenate([xy, xy + rng.uniform(5, 20, (n, 2))], 1).astype(np.float32)
   valid = np.array([True, True, False, True, True, False])
   logits = np.full((n, 8, 8), 10.0, np.float32)
-  lm, ok = postprocess.paste_and_label(logits[None], boxes[None], valid[None], h, w, 0.5)
-  lm = np.asarray(lm)[0]
-  np.testing.assert_array_equal(np.asarray(ok)[0], valid)
+  lm, ok = paste(logits, boxes, valid, h, w, 0.5)
+  np.testing.assert_array_equal(ok, valid)
   cy, cx = np.mgrid[:h, :w] + 0.5
   want = np.full((h, w), -1)
   for i in reversed(range(n)):
@@ -94,6 +102,51 @@ def test_paste_and_label_gives_pixels_to_the_best_box():
                near(cy, boxes[i, 1], cell[1]) | near(cy, boxes[i, 3], cell[1]))
   np.testing.assert_array_equal(lm[~margin], want[~margin])
   assert (lm >= 0).sum() > 0.2 * h * w
+
+
+def test_host_paste_equals_device_paste():
+  """Same resampling: random masks, boxes partly outside the frame, tiny and invalid
+  ones; label maps equal except where a probability sits at the threshold."""
+  rng = np.random.default_rng(3)
+  n, h, w, r = 12, 70, 90, 14
+  xy = rng.uniform(-20, 80, (n, 2))
+  wh = rng.uniform(0.5, 60, (n, 2))
+  boxes = np.concatenate([xy, xy + wh], 1).clip(0, [w, h, w, h]).astype(np.float32)
+  valid = rng.random(n) < 0.8
+  logits = rng.normal(0, 3, (n, r, r)).astype(np.float32)
+  lm_d, ok_d = _device_paste(logits, boxes, valid, h, w, 0.5)
+  lm_h, ok_h = host_paste.paste_and_label(logits, boxes, valid, h, w, 0.5)
+  np.testing.assert_array_equal(ok_h, ok_d)
+  assert (lm_h >= 0).sum() > 0.1 * h * w
+  assert (lm_h != lm_d).mean() < 1e-3
+
+
+def test_host_paste_drops_hidden_duplicates_in_score_order():
+  """min_visible_fraction: a duplicate under a kept instance is dropped, and a dropped
+  instance hides nothing: the next one is judged against kept instances only."""
+  boxes = np.array([[10, 10, 40, 40], [11, 11, 41, 41], [30, 10, 60, 40]], np.float32)
+  logits = np.full((3, 8, 8), 10.0, np.float32)
+  lm, ok = host_paste.paste_and_label(logits, boxes, np.ones(3, bool), 50, 70, 0.5, 0.5)
+  np.testing.assert_array_equal(ok, [True, False, True])
+  assert (lm == 1).sum() == 0
+  assert (lm == 2).sum() == 20 * 30          # x 40..60 of its box: all that 0 left free
+  lm0, ok0 = host_paste.paste_and_label(logits, boxes, np.ones(3, bool), 50, 70, 0.5, 0.0)
+  assert ok0.all() and 0 < (lm0 == 1).sum() < 0.1 * 30 * 30
+
+
+def test_predictor_paste_host_and_device_agree(pred):
+  import copy
+  cfg = copy.deepcopy(pred.config)
+  cfg.inference.paste = 'device'
+  on_device = predictor.Predictor(cfg, pred.variables)
+  frame = _frames(1, 90, 120, seed=5)[0]
+  a, b = pred.predict(frame), on_device.predict(frame)
+  assert pred.config.inference.paste == 'host' and a['valid'].any()
+  np.testing.assert_array_equal(a['valid'], b['valid'])
+  assert (a['label_map'] != b['label_map']).mean() < 1e-3
+  cfg.inference.paste = 'gpu'
+  with pytest.raises(ValueError, match="inference.paste is 'gpu'; expected 'host' or 'device'"):
+    predictor.Predictor(cfg, pred.variables).predict(frame)
 
 
 def test_deterministic_and_batch_equals_single(pred):
