@@ -36,6 +36,14 @@ to tests/torchvision_stub.py.
 Scoring: trackeval's HOTA, CLEAR and Identity on box IoU (hvisnet_jax.evaluation.
 evaluate_box_tracks); time: the update calls only, per frame. Speed alone: random walks
 of 10, 50 and 200 people, 100 frames each.
+
+Real clips (`--real WORK`, after benchmarks/train_real.py): the built-in real model's
+detections on the five held-out clips (valid ones: boxes, scores, 64-d embeddings), the
+same input for every tracker, at 30 fps as in tracker_real_ablation.py. Each tracker's
+output box is matched one-to-one to the frame's detections (IoU >= 0.5) and takes that
+detection's mask; an output with no detection under it (a prediction through a miss)
+has no mask. Scored by trackeval's MOTS metrics against the teacher's pseudo ground
+truth, whose ignore regions count as neither hit nor false positive.
 """
 from __future__ import annotations
 
@@ -374,6 +382,69 @@ def run_speed(people=(10, 50, 200), frames=100, seed=0):
   return out
 
 
+def real_clip_inputs(work: str, model: str = 'real'):
+  """The teacher's pseudo ground truth of the held-out clips and the student's detections."""
+  from hvisnet_jax import video  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+  root = os.path.join(work, 'pseudo_val')
+  gt = evaluation.read_mots(os.path.join(root, 'mots'))
+  pred = predictor.Predictor.from_export(model)
+  clips = {}
+  for name in sorted(gt):
+    reader = video.FrameReader(os.path.join(root, 'JPEGImages', name))
+    frames, hw = [], None
+    for i, f in reader:
+      if f is None:
+        continue
+      hw = f.shape[:2]
+      out = {k: v[0] for k, v in pred.predict_batch(f[None]).items()}
+      ok = np.flatnonzero(out['valid'])
+      frames.append((i, out['boxes'][ok], out['scores'][ok], out['embeddings'][ok], ok,
+                     out['label_map']))
+    reader.close()
+    clips[name] = (hw, frames)
+  return gt, clips
+
+
+def run_real(work: str, only=None):
+  """Every tracker on the student's detections of the held-out real clips (MOTS metrics)."""
+  from scipy.optimize import linear_sum_assignment  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  gt, clips = real_clip_inputs(work)
+  names = [n for n, _ in make_trackers(30.0)[0] if not only or n in only]
+  keys = ('HOTA', 'DetA', 'AssA', 'IDF1', 'sMOTSA', 'MOTSA', 'IDSW', 'TP', 'FN', 'FP')
+  results = {}
+  for tname in names:
+    preds, secs, nframes = {}, 0.0, 0
+    for name, (hw, frames) in clips.items():
+      trk = dict(make_trackers(30.0, hw)[0])[tname]()
+      result = app.TrackResult(*hw)
+      for i, boxes, scores, embs, det_index, label in frames:
+        t0 = time.perf_counter()
+        res = trk.update(boxes, scores, embs)
+        secs += time.perf_counter() - t0
+        nframes += 1
+        assigned, out_boxes = {}, {}
+        if res and len(boxes):
+          iou = tracker_lib.iou_matrix([b for _, b in res], boxes)
+          for r, c in zip(*linear_sum_assignment(-iou)):
+            if iou[r, c] >= 0.5:
+              assigned[int(det_index[c])] = res[r][0]
+              out_boxes[res[r][0]] = boxes[c]
+        result.add(i, tracker_lib.track_id_map(label, assigned), out_boxes, {})
+      preds[name] = result.sequence(name, gt[name].num_frames)
+    m = evaluation.evaluate_mots(gt, preds)
+    results[tname] = dict(combined={k: m['combined'][k] for k in keys},
+                          per_sequence={s: {k: v[k] for k in keys}
+                                        for s, v in m['per_sequence'].items()},
+                          uses_embeddings=trk.uses_embeddings,
+                          ms_per_frame=1e3 * secs / max(nframes, 1))
+    c = results[tname]['combined']
+    print(f'{tname:22s} HOTA {100 * c["HOTA"]:.1f} IDF1 {100 * c["IDF1"]:.1f} sMOTSA '
+          f'{100 * c["sMOTSA"]:.1f} IDSW {c["IDSW"]} FP {c["FP"]} FN {c["FN"]}', flush=True)
+  return dict(clips={n: len(f) for n, (_, f) in clips.items()}, results=results)
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   ap.add_argument('--out', default=os.path.join(REPO, 'benchmarks', 'results',
@@ -382,8 +453,19 @@ def main():
   ap.add_argument('--seed', type=int, default=0)
   ap.add_argument('--no-speed', action='store_true')
   ap.add_argument('--trackers', default='', help='comma-separated names (default: all)')
+  ap.add_argument('--real', metavar='WORK', default='',
+                  help='instead: the held-out real clips of WORK/pseudo_val (train_real.py)')
   a = ap.parse_args()
   only = [t for t in a.trackers.split(',') if t]
+  if a.real:
+    out = a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json',
+                                                                     '_real_cpu.json')
+    report = run_real(a.real, only)
+    report.update(command=f'python benchmarks/tracker_peers.py --real {a.real}',
+                  machine=f'{platform.machine()}, {os.cpu_count()} cores')
+    atomic.write_json(out, report, indent=1)
+    print(f'wrote {out}')
+    return
   results, timing = {}, {}
   for quality, noise in REID_NOISE.items():
     print(f'-- re-ID {quality} (noise {noise})')

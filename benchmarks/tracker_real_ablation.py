@@ -22,6 +22,7 @@ from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong
 
 VARIANTS = {
     "default (authors' design + appearance re-ID)": {},
+    'IoU tie-breaker in stage 1 (iou_weight=0.3)': dict(iou_weight=0.3),
     'weak-detection pass (low_det_thresh=0.1)': dict(low_det_thresh=0.1),
     'coasting masks (--carry-masks)': {},
     'weak pass + coasting masks': dict(low_det_thresh=0.1),

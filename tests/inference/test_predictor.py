@@ -121,17 +121,31 @@ def test_host_paste_equals_device_paste():
   assert (lm_h != lm_d).mean() < 1e-3
 
 
-def test_host_paste_drops_hidden_duplicates_in_score_order():
-  """min_visible_fraction: a duplicate under a kept instance is dropped, and a dropped
-  instance hides nothing: the next one is judged against kept instances only."""
-  boxes = np.array([[10, 10, 40, 40], [11, 11, 41, 41], [30, 10, 60, 40]], np.float32)
-  logits = np.full((3, 8, 8), 10.0, np.float32)
-  lm, ok = host_paste.paste_and_label(logits, boxes, np.ones(3, bool), 50, 70, 0.5, 0.5)
-  np.testing.assert_array_equal(ok, [True, False, True])
-  assert (lm == 1).sum() == 0
+def test_host_paste_drops_hidden_duplicates_as_the_device_does():
+  """min_visible_fraction: a duplicate under a kept instance is dropped; visibility is
+  judged in the map of all valid instances (a dropped one still hides the next), and the
+  final map holds the kept ones only."""
+  boxes = np.array([[10, 10, 40, 40], [11, 11, 41, 41], [30, 10, 60, 40],
+                    [38, 10, 50, 40]], np.float32)
+  logits = np.full((4, 8, 8), 10.0, np.float32)
+  valid = np.ones(4, bool)
+  lm, ok = host_paste.paste_and_label(logits, boxes, valid, 50, 70, 0.5, 0.5)
+  # 3 lies wholly under 0, 1 and 2 in the first map: none of it is visible.
+  np.testing.assert_array_equal(ok, [True, False, True, False])
+  assert (lm == 1).sum() == 0 and (lm == 3).sum() == 0
   assert (lm == 2).sum() == 20 * 30          # x 40..60 of its box: all that 0 left free
-  lm0, ok0 = host_paste.paste_and_label(logits, boxes, np.ones(3, bool), 50, 70, 0.5, 0.0)
-  assert ok0.all() and 0 < (lm0 == 1).sum() < 0.1 * 30 * 30
+  lm_d, ok_d = _device_paste(logits, boxes, valid, 50, 70, 0.5, 0.5)
+  np.testing.assert_array_equal(ok, ok_d)
+  np.testing.assert_array_equal(lm, lm_d)
+  rng = np.random.default_rng(11)
+  xy = rng.uniform(0, 50, (15, 2))
+  many = np.concatenate([xy, xy + rng.uniform(5, 30, (15, 2))], 1).astype(np.float32)
+  noisy = rng.normal(1, 3, (15, 8, 8)).astype(np.float32)
+  lm, ok = host_paste.paste_and_label(noisy, many, np.ones(15, bool), 60, 80, 0.5, 0.5)
+  lm_d, ok_d = _device_paste(noisy, many, np.ones(15, bool), 60, 80, 0.5, 0.5)
+  assert not ok.all()
+  np.testing.assert_array_equal(ok, ok_d)
+  assert (lm != lm_d).mean() < 1e-3
 
 
 def test_predictor_paste_host_and_device_agree(pred):
