@@ -39,7 +39,8 @@ of 10, 50 and 200 people, 100 frames each.
 
 Real clips (`--real WORK`, after benchmarks/train_real.py): the built-in real model's
 detections on the five held-out clips (valid ones: boxes, scores, 64-d embeddings), the
-same input for every tracker, at 30 fps as in tracker_real_ablation.py. Each tracker's
+same input for every tracker, at 30 fps as in tracker_real_ablation.py (ours with the
+model's own tracker settings, as `hvisnet track` runs it). Each tracker's
 output box is matched one-to-one to the frame's detections (IoU >= 0.5) and takes that
 detection's mask; an output with no detection under it (a prediction through a miss)
 has no mask. Scored by trackeval's MOTS metrics against the teacher's pseudo ground
@@ -197,10 +198,11 @@ def _iou(a, b):
 class Ours:
   name, uses_embeddings = 'hvisnet-jax', True
 
-  def __init__(self, fps, authors=False):
+  def __init__(self, fps, authors=False, settings=None):
     # authors=True: the tracker as the authors released it (DESIGN.md section 3), without
-    # our coasting; re-identification after 5 lost frames stays.
-    kw = dict(coast_seconds=0.0) if authors else {}
+    # our coasting; re-identification after 5 lost frames stays. `settings`: a model's own
+    # tracker section (real clips: the built-in model's), ignored by the authors' design.
+    kw = dict(coast_seconds=0.0) if authors else dict(settings or {})
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
     if authors:
       self.name = 'hvisnet-jax, authors\' design'
@@ -295,9 +297,10 @@ def _import_boxmot():
   logging.getLogger('boxmot').setLevel(logging.ERROR)
 
 
-def make_trackers(fps, image_hw=(576, 720)):
-  """(name, factory) for every tracker installed; and the reasons others are not."""
-  makers, missing = [('hvisnet-jax', lambda: Ours(fps)),
+def make_trackers(fps, image_hw=(576, 720), ours=None):
+  """(name, factory) for every tracker installed; and the reasons others are not.
+  `ours`: TrackerConfig settings for our default (a model's tracker section)."""
+  makers, missing = [('hvisnet-jax', lambda: Ours(fps, settings=ours)),
                      ('hvisnet-jax (authors)', lambda: Ours(fps, authors=True))], {}
   try:
     import deep_sort_realtime  # pylint: disable=g-import-not-at-top,unused-import
@@ -385,10 +388,12 @@ def run_speed(people=(10, 50, 200), frames=100, seed=0):
 def real_clip_inputs(work: str, model: str = 'real'):
   """The teacher's pseudo ground truth of the held-out clips and the student's detections."""
   from hvisnet_jax import video  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   root = os.path.join(work, 'pseudo_val')
   gt = evaluation.read_mots(os.path.join(root, 'mots'))
   pred = predictor.Predictor.from_export(model)
+  settings = (pred.config.get('tracker') or ml_collections.ConfigDict()).to_dict()
   clips = {}
   for name in sorted(gt):
     reader = video.FrameReader(os.path.join(root, 'JPEGImages', name))
@@ -403,21 +408,21 @@ def real_clip_inputs(work: str, model: str = 'real'):
                      out['label_map']))
     reader.close()
     clips[name] = (hw, frames)
-  return gt, clips
+  return gt, clips, settings
 
 
 def run_real(work: str, only=None):
   """Every tracker on the student's detections of the held-out real clips (MOTS metrics)."""
   from scipy.optimize import linear_sum_assignment  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
-  gt, clips = real_clip_inputs(work)
+  gt, clips, settings = real_clip_inputs(work)
   names = [n for n, _ in make_trackers(30.0)[0] if not only or n in only]
   keys = ('HOTA', 'DetA', 'AssA', 'IDF1', 'sMOTSA', 'MOTSA', 'IDSW', 'TP', 'FN', 'FP')
   results = {}
   for tname in names:
     preds, secs, nframes = {}, 0.0, 0
     for name, (hw, frames) in clips.items():
-      trk = dict(make_trackers(30.0, hw)[0])[tname]()
+      trk = dict(make_trackers(30.0, hw, ours=settings)[0])[tname]()
       result = app.TrackResult(*hw)
       for i, boxes, scores, embs, det_index, label in frames:
         t0 = time.perf_counter()

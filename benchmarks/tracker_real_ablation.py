@@ -21,7 +21,8 @@ from hvisnet_jax.inference import predictor  # pylint: disable=wrong-import-posi
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
 
 VARIANTS = {
-    "default (authors' design + appearance re-ID)": {},
+    "default (as shipped: the model's tracker settings, new_track_thresh=0.6)": {},
+    "the authors' new_track_thresh (0.5)": dict(new_track_thresh=0.5),
     'IoU tie-breaker in stage 1 (iou_weight=0.3)': dict(iou_weight=0.3),
     'weak-detection pass (low_det_thresh=0.1)': dict(low_det_thresh=0.1),
     'coasting masks (--carry-masks)': {},
@@ -50,7 +51,7 @@ def main():
   for variant, kw in VARIANTS.items():
     preds = {}
     for name, frames in outputs.items():
-      trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=30.0, **kw))
+      trk = tracker_lib.Tracker(app.model_tracker_config(pred, fps=30.0, **kw))
       carry = tracker_lib.MaskCarrier()
       result = app.TrackResult(*frames[0][1])
       for i, _, out in frames:

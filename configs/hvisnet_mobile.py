@@ -31,6 +31,11 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # 0.014) for ~15% of the network's time.
   config.inference.update(min_size=352, max_size=608, max_detections=30, score_thresh=0.05,
                           paste='host')
+  # The tracker's settings for this model (TrackerConfig fields over DESIGN.md's defaults).
+  # A new track needs score >= 0.6, not 0.5: tuned on the training clips' pseudo ground
+  # truth, then on the held-out clips identity switches 47 -> 29, sMOTSA 0.027 -> 0.085,
+  # IDF1 0.345 -> 0.350, HOTA 0.295 -> 0.294 (fewer false tracks, fewer people found).
+  config.tracker = ml_collections.ConfigDict(dict(new_track_thresh=0.6))
   config.train = config_defaults.train_config()
   config.train.update(steps=1500, batch_size=4, optimizer='adamw', lr=1e-3, weight_decay=1e-4,
                       warmup_steps=50, warmup_factor=0.01, decay_at=(0.8,), grad_clip=10.0,

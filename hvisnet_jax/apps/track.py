@@ -153,6 +153,15 @@ class TrackResult:
     return out
 
 
+def model_tracker_config(predictor, **kw) -> tracker_lib.TrackerConfig:
+  """The tracker's defaults with the model's own `tracker` config section on top (the
+  built-in real model raises new_track_thresh to 0.6: README, tracker section)."""
+  section = predictor.config.get('tracker') or {}
+  return tracker_lib.TrackerConfig.with_overrides(
+      section.to_dict() if hasattr(section, 'to_dict') else section,
+      "the model config's tracker section", **kw)
+
+
 def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
                  on_frame: Optional[Callable] = None, progress: bool = True,
                  max_frames: Optional[int] = None, carry_masks: bool = False):
@@ -165,7 +174,7 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   reader = video_lib.FrameReader(source)
-  cfg = tracker_config or tracker_lib.TrackerConfig(fps=reader.fps)
+  cfg = tracker_config or model_tracker_config(predictor, fps=reader.fps)
   trk = tracker_lib.Tracker(cfg)
   carry, last_score = tracker_lib.MaskCarrier(), {}
   result = None

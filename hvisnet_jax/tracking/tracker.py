@@ -69,6 +69,18 @@ class TrackerConfig:
   std_weight_position: float = 1.0 / 20
   std_weight_velocity: float = 1.0 / 160
 
+  @classmethod
+  def with_overrides(cls, overrides, source: str = 'tracker settings', **kw) -> 'TrackerConfig':
+    """Defaults, then `overrides` (e.g. a model's own `tracker` config section: score
+    thresholds belong to the detector whose scores they cut), then `kw`."""
+    overrides = dict(overrides or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+      raise ValueError(f'{source}: unknown tracker setting {unknown[0]!r}; expected one of '
+                       f'{", ".join(sorted(names))}')
+    return cls(**{**overrides, **kw})
+
   @property
   def max_time_lost(self) -> int:
     return int(self.fps / 30.0 * self.track_buffer)

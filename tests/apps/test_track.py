@@ -142,3 +142,26 @@ def test_carry_masks_bridges_a_frame_where_nobody_is_detected(tmp_path, clip_dir
     a = mask_utils.decode(carried.frames[5][tid]['rle'])
     b = mask_utils.decode(carried.frames[6][tid]['rle'])
     assert (a & b).sum() / max(b.sum(), 1) > 0.5
+
+
+def test_the_model_config_tracker_section_sets_the_tracker(clip_dir, default_predictor):
+  """Score thresholds belong to the model: its config's `tracker` section overrides the
+  tracker's defaults in track_source; a new-track threshold above every score gives no
+  tracks, and an unknown setting is named."""
+  import copy
+  from hvisnet_jax.tracking import tracker as tracker_lib
+  src, _ = clip_dir
+  assert app.model_tracker_config(default_predictor) == tracker_lib.TrackerConfig()
+  real = predictor.Predictor.from_export('real')
+  assert app.model_tracker_config(real, fps=25.0).new_track_thresh == 0.6
+  assert app.model_tracker_config(real, fps=25.0).fps == 25.0
+  cfg = copy.deepcopy(default_predictor.config)
+  cfg.tracker = dict(new_track_thresh=1.01)
+  strict = predictor.Predictor(cfg, default_predictor.variables)
+  found, _ = app.track_source(str(src), default_predictor, progress=False, max_frames=4)
+  none, _ = app.track_source(str(src), strict, progress=False, max_frames=4)
+  assert any(found.frames) and not any(none.frames)
+  cfg.tracker = dict(new_track_tresh=0.6)
+  with pytest.raises(ValueError, match="tracker section: unknown tracker setting "
+                     "'new_track_tresh'; expected one of .*new_track_thresh"):
+    app.model_tracker_config(predictor.Predictor(cfg, default_predictor.variables))
