@@ -388,12 +388,12 @@ def run_speed(people=(10, 50, 200), frames=100, seed=0):
 def real_clip_inputs(work: str, model: str = 'real'):
   """The teacher's pseudo ground truth of the held-out clips and the student's detections."""
   from hvisnet_jax import video  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   root = os.path.join(work, 'pseudo_val')
   gt = evaluation.read_mots(os.path.join(root, 'mots'))
   pred = predictor.Predictor.from_export(model)
-  settings = (pred.config.get('tracker') or ml_collections.ConfigDict()).to_dict()
+  settings = app.model_tracker_settings(pred)
   clips = {}
   for name in sorted(gt):
     reader = video.FrameReader(os.path.join(root, 'JPEGImages', name))

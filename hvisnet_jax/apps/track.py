@@ -153,13 +153,17 @@ class TrackResult:
     return out
 
 
+def model_tracker_settings(predictor) -> dict:
+  """The model config's `tracker` section (TrackerConfig fields) as a dict; {} if none."""
+  section = predictor.config.get('tracker') or {}
+  return section.to_dict() if hasattr(section, 'to_dict') else dict(section)
+
+
 def model_tracker_config(predictor, **kw) -> tracker_lib.TrackerConfig:
   """The tracker's defaults with the model's own `tracker` config section on top (the
   built-in real model raises new_track_thresh to 0.6: README, tracker section)."""
-  section = predictor.config.get('tracker') or {}
   return tracker_lib.TrackerConfig.with_overrides(
-      section.to_dict() if hasattr(section, 'to_dict') else section,
-      "the model config's tracker section", **kw)
+      model_tracker_settings(predictor), "the model config's tracker section", **kw)
 
 
 def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
