@@ -12,7 +12,8 @@ teacher files (`hvisnet teacher fetch`). Measures:
   pseudo ground truth's;
 - end-to-end `hvisnet track` frames/s on vtest.avi (768x576) and a 640x480 clip, with the
   share of wall time spent in the network (the rest is host work: decoding, tracking,
-  painting masks) and the teacher + tracker's frames/s on the same frames.
+  painting masks) and the teacher + tracker's frames/s on the same frames. The student
+  runs as `hvisnet track` runs it (--cpu-devices, default 2 on 2+ cores) and on one device.
 """
 from __future__ import annotations
 
@@ -153,13 +154,14 @@ def speed(shared, models, teacher, frames=120):
       ok, bgr = cap.read()
       cap.release()
       rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-      pred.compile_for(1, *rgb.shape[:2])
+      batch = np.stack([rgb] * pred.batch_size)
+      pred.compile_for(pred.batch_size, *rgb.shape[:2])
       _, stats = app.track_source(src, pred, progress=False, max_frames=frames)
       t = time.perf_counter()
-      for _ in range(10):
-        pred.predict(rgb)
-      net_s = (time.perf_counter() - t) / 10
-      row[name] = dict(fps=stats['fps'], frames=stats['frames'],
+      for _ in range(10):       # network time per frame, every device busy
+        pred.predict_batch(batch)
+      net_s = (time.perf_counter() - t) / (10 * pred.batch_size)
+      row[name] = dict(fps=stats['fps'], frames=stats['frames'], devices=pred.batch_size,
                        network_ms=1e3 * net_s,
                        network_share=min(1.0, net_s * stats['fps']),
                        tracker_ms=stats['tracker_ms_per_frame'])
@@ -183,14 +185,21 @@ def main():
   p.add_argument('--work', default='runs/real')
   p.add_argument('--json', default='benchmarks/results/real_benchmark_cpu.json')
   p.add_argument('--student', default='real', help="export dir or built-in name")
+  p.add_argument('--cpu-devices', type=int, default=None,
+                 help='as hvisnet track --cpu-devices (default: 2 on 2+ cores)')
   a = p.parse_args()
+  predictor_lib.use_cpu_devices(a.cpu_devices)
   from data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   teacher = teacher_lib.Teacher(tiles=2)
-  models = {'student': predictor_lib.Predictor.from_export(a.student),
+  student = predictor_lib.Predictor.from_export(a.student)
+  models = {'student': student,
             'old_default_synthetic': predictor_lib.Predictor.from_export('synthetic')}
+  one_device = {'student_one_device': predictor_lib.Predictor(
+      student.config, student.variables, devices=jax.devices()[:1])}
   t0 = time.perf_counter()
   result = dict(device=jax.devices()[0].device_kind, cpu_count=os.cpu_count(),
+                devices=len(jax.devices()),
                 host=platform.machine(), jax=jax.__version__, student=a.student,
                 held_out_clips=list(train_real.HELD_OUT))
   result['coco_val2017'] = coco_val(a.shared, models, teacher)
@@ -198,7 +207,7 @@ def main():
   result['held_out_clips_vs_teacher'] = held_out(a.work, models)
   print(json.dumps({k: v.get('combined') for k, v in result['held_out_clips_vs_teacher'].items()},
                    indent=1))
-  result['speed'] = speed(a.shared, models, teacher)
+  result['speed'] = speed(a.shared, dict(models, **one_device), teacher)
   print(json.dumps(result['speed'], indent=1))
   result['wall_s'] = time.perf_counter() - t0
   atomic.write_json(a.json, result, indent=1)

@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
   d.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
   d.add_argument('--seed', type=int, default=7)
   d.add_argument('--quiet', action='store_true')
+  _add_cpu_devices(d)
   d.set_defaults(func=_demo)
 
   k = sub.add_parser('track', help='segment and track every person in a video')
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
   k.add_argument('--carry-masks', action='store_true', help='keep reporting a person missed '
                  'for up to 0.2 s, with the last mask moved to the predicted box')
   k.add_argument('--quiet', action='store_true')
+  _add_cpu_devices(k)
   k.set_defaults(func=_track)
 
   x = sub.add_parser('extract-person', help="one person's masks, guided by a world trajectory")
@@ -378,8 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
   x.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model (default: real)')
   x.add_argument('--quiet', action='store_true')
+  _add_cpu_devices(x)
   x.set_defaults(func=_extract)
   return p
+
+
+def _add_cpu_devices(parser) -> None:
+  parser.add_argument('--cpu-devices', type=int, default=None, metavar='N',
+                      help='on a CPU, run N frames side by side as N XLA devices (default: 2 '
+                           'where 2+ cores are free; 1 = one device). No effect on GPUs/TPUs')
 
 
 def _resolve_config_flag(arg: str) -> str:
@@ -480,6 +489,9 @@ def main(argv=None) -> int:
       app.run(train_main.main, argv=['hvisnet train'] + train_argv)
       return 0
     args = build_parser().parse_args(argv)
+    if hasattr(args, 'cpu_devices'):       # before JAX starts: it fixes its devices then
+      from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+      predictor.use_cpu_devices(args.cpu_devices)
     return args.func(args)
   except (OSError, ValueError,  # FileNotFoundError, PermissionError and our input errors
           packaged_files.TeacherFileError) as e:

@@ -4,7 +4,9 @@
   python tests/multidevice_helper.py train WORKDIR STEPS [STOP_AFTER]
   python tests/multidevice_helper.py dump WORKDIR OUT.npz  # latest checkpoint's params
   python tests/multidevice_helper.py train_dump WORKDIR STEPS OUT.npz
+  python tests/multidevice_helper.py predict FRAMES_DIR OUT.npz  # all devices vs the first
 """
+import json
 import os
 import sys
 import time
@@ -18,6 +20,7 @@ from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top,w
 from hvisnet_jax.training import sharding
 from hvisnet_jax.synthetic import source as synthetic_source
 from hvisnet_jax.training import trainer as train
+from hvisnet_jax.model import hvisnet as model_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,6 +111,32 @@ def multihost(coordinator, num_processes, process_id, workdir, steps, out, late_
            **{'init' + k: v for k, v in flat(init.params).items()})
 
 
+def predict(frames_dir, out):
+  """The tiny detecting predictor on every device vs on the first one: a batch of 3 (padded
+  to the device count) and `track_source` over a folder of frames."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  import conftest  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=g-import-not-at-top
+  cfg = conftest.tiny_config(score_thresh=0.0, min_visible_fraction=0.0)
+  variables = conftest.detecting_variables(
+      model_lib.init_variables(cfg.model, jax.random.PRNGKey(0)))
+  preds = {'all': predictor.Predictor(cfg, variables),
+           'one': predictor.Predictor(cfg, variables, devices=jax.devices()[:1])}
+  frames = np.stack([cv2.cvtColor(cv2.imread(os.path.join(frames_dir, f)), cv2.COLOR_BGR2RGB)
+                     for f in sorted(os.listdir(frames_dir))[:3]])
+  res = dict(devices=len(jax.devices()), batch_size=preds['all'].batch_size)
+  for name, p in preds.items():
+    for k, v in p.predict_batch(frames).items():
+      res[f'{name}/{k}'] = v
+    tracker = tracker_lib.TrackerConfig(det_thresh=0.0, new_track_thresh=0.0)  # tiny scores
+    result, stats = app.track_source(frames_dir, p, tracker, progress=False)
+    res[f'{name}/tracks'] = json.dumps(result.ytvis_results())
+    res[f'{name}/frames'] = stats['frames']
+  np.savez(out, **res)
+
+
 if __name__ == '__main__':
   cmd = sys.argv[1]
   if cmd == 'step':
@@ -121,3 +150,5 @@ if __name__ == '__main__':
   elif cmd == 'train_dump':                  # WORKDIR STEPS OUT: train, then dump, one process
     run_train(sys.argv[2], int(sys.argv[3]))
     dump(sys.argv[2], sys.argv[4])
+  elif cmd == 'predict':
+    predict(sys.argv[2], sys.argv[3])

@@ -1,8 +1,8 @@
 """The video application: predictor + tracker over a source, with MOTS/YouTube-VIS outputs.
 
-Decoding (reader thread), inference (asynchronous dispatch: frame t+1 is sent to the
-device before frame t's results are read back) and tracking (host) overlap, so the
-accelerator does not wait for the CPU. Outputs are written under a temporary directory
+Decoding (reader thread), inference (asynchronous dispatch: the next chunk of frames, one
+per device, is sent before the last chunk's results are read back) and tracking (host)
+overlap, so the devices do not wait for the CPU. Outputs are written under a temporary directory
 inside --out and moved into place only when the run completes.
 """
 from __future__ import annotations
@@ -185,9 +185,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   times = {'frames': 0, 'track_s': 0.0}
   bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
 
-  def finish(idx, frame, pending):
+  def finish(idx, frame, out):
     nonlocal result
-    out = {k: v[0] for k, v in predictor.collect(pending).items()}
     t0 = time.perf_counter()
     assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
     id_map = tracker_lib.track_id_map(out['label_map'], assigned)
@@ -210,8 +209,24 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     bar.update(1)
     bar.set_postfix(fps=f'{times["frames"] / max(time.perf_counter() - start, 1e-9):.1f}')
 
+  def finish_chunk(chunk, pending):
+    outs = predictor.collect(pending)
+    for b, (idx, frame) in enumerate(chunk):
+      finish(idx, frame, {k: v[b] for k, v in outs.items()})
+
+  # Frames go to the predictor in chunks of its batch size (one per device); chunk k+1 is
+  # dispatched before chunk k's results are read back and tracked.
   start = time.perf_counter()
-  pending = None
+  in_flight, chunk = None, []
+
+  def send():
+    nonlocal in_flight, chunk
+    dispatched = (chunk, predictor.dispatch(np.stack([f for _, f in chunk])))
+    chunk = []
+    if in_flight is not None:
+      finish_chunk(*in_flight)
+    in_flight = dispatched
+
   try:
     for idx, frame in reader:
       if max_frames is not None and idx >= max_frames:
@@ -219,12 +234,13 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
       if frame is None:
         bar.update(1)
         continue
-      dispatched = (idx, frame, predictor.dispatch(frame[None]))
-      if pending is not None:
-        finish(*pending)
-      pending = dispatched
-    if pending is not None:
-      finish(*pending)
+      chunk.append((idx, frame))
+      if len(chunk) == predictor.batch_size:
+        send()
+    if chunk:
+      send()
+    if in_flight is not None:
+      finish_chunk(*in_flight)
   finally:
     bar.close()
     reader.close()

@@ -7,7 +7,7 @@ label map gives every pixel to at most one instance.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,10 @@ import ml_collections
 from hvisnet_jax.inference import ops
 from hvisnet_jax.model import blender
 from hvisnet_jax.model import hvisnet as model_lib
+
+
+DECODED = ('cls_logits', 'ctrness', 'bbox_reg')   # dense maps every location is scored by
+INSTANCE = ('top_feats', 'embedding')             # read only where an instance is kept
 
 
 def _topk_per_level(score, level_sizes, k: int):
@@ -30,7 +34,8 @@ def _topk_per_level(score, level_sizes, k: int):
 
 
 def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.ConfigDict,
-           input_hw: Tuple[int, int], valid_hw: Tuple[int, int]):
+           input_hw: Tuple[int, int], valid_hw: Tuple[int, int],
+           head_variables: Optional[Dict] = None):
   """Per-image detections from the batched network outputs of `model.HVISNet`.
 
   input_hw is the padded network input size, valid_hw the part holding the image (boxes
@@ -38,13 +43,25 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
   order, padded to `max_detections` with `valid` False:
     boxes (B, N, 4) in input coordinates, scores (B, N), embeddings (B, N, D)
     (L2-normalised), mask_logits (B, N, R, R), valid (B, N).
+
+  Outputs of a `dense_instance_outputs=False` model carry no attention or embedding maps:
+  those are computed at the kept locations with `head_variables` (the head's variables).
   """
-  flat = model_lib.flatten_levels(outputs['levels'])
+  levels = outputs['levels']
+  dense = 'top_feats' in levels[0]
+  if not dense and head_variables is None:
+    raise ValueError('outputs of a dense_instance_outputs=False model need head_variables')
+  keys = DECODED + (INSTANCE if dense else ())
+  flat = model_lib.flatten_levels([{k: lv[k] for k in keys} for lv in levels])
+  if dense:
+    instance = {k: flat[k] for k in INSTANCE}
+  else:
+    instance = {k: [lv[k] for lv in levels] for k in ('box_tower', 'features')}
   locs, _ = model_lib.locations(mcfg, *input_hw)
   level_sizes = [h * w for h, w in model_lib.level_shapes(mcfg, *input_hw)]
   n_out = icfg.max_detections
 
-  def one(cls_logits, ctrness, reg, top_feats, emb, bases):
+  def one(cls_logits, ctrness, reg, bases, instance):
     prob = jax.nn.sigmoid(cls_logits[:, 0]) * jax.nn.sigmoid(ctrness[:, 0])
     ok = prob > icfg.score_thresh
     cand = _topk_per_level(jnp.where(ok, prob, -1.0), level_sizes, icfg.pre_nms_topk)
@@ -57,16 +74,20 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
     keep, keep_ok = ops.nms(boxes, prob[cand], cand_ok, icfg.nms_iou, n_out)
     sel = cand[keep]
     boxes = boxes[keep]
-    e = emb[sel]
+    if dense:
+      top_feats, e = instance['top_feats'][sel], instance['embedding'][sel]
+    else:
+      top_feats, e = model_lib.instance_outputs_at(
+          mcfg, head_variables, instance['box_tower'], instance['features'], sel)
     e = e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
     return dict(boxes=jnp.where(keep_ok[:, None], boxes, 0.0),
                 scores=jnp.where(keep_ok, jnp.sqrt(prob[sel]), 0.0),
                 embeddings=jnp.where(keep_ok[:, None], e, 0.0),
-                mask_logits=blender.blend(bases, top_feats[sel], boxes, mcfg),
+                mask_logits=blender.blend(bases, top_feats, boxes, mcfg),
                 valid=keep_ok)
 
   return jax.vmap(one)(flat['cls_logits'], flat['ctrness'], flat['bbox_reg'],
-                       flat['top_feats'], flat['embedding'], outputs['bases'])
+                       outputs['bases'], instance)
 
 
 def paste_and_label(mask_logits, boxes, valid, height: int, width: int, mask_thresh: float,

@@ -5,6 +5,11 @@ Frames are resized on the host (short side to `min_size`, long side capped at
 jitted function per input shape (jit's own cache compiles each frame size once). Masks
 are pasted into the frame and the label map made on the host by default
 (inference.paste='host', host_paste.py), or inside jit ('device').
+
+Batches are split over the predictor's devices (data parallel, NamedSharding); on a CPU,
+`use_cpu_devices` splits the host into several XLA devices so that frames run side by
+side: XLA runs one frame's small convolutions on about one core (2 cores: 1.5-1.9x the
+frames per second of one device, benchmarks/real_benchmark.py).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.inference import export as export_lib
@@ -84,8 +90,33 @@ _WARNED_UNIT_RANGE = False
 
 class Pending(NamedTuple):
   """Inference started by Predictor.dispatch; Predictor.collect finishes it."""
-  outputs: Dict[str, jax.Array]    # device arrays, batched
+  outputs: Dict[str, jax.Array]    # device arrays, batched (padded to the device count)
   frame_hw: Tuple[int, int]
+  count: int                       # frames given to dispatch
+
+
+def default_cpu_devices() -> int:
+  """2 where the process may use 2+ cores: measured on 2 cores only (README, speed)."""
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except AttributeError:           # not on Linux
+    cores = os.cpu_count() or 1
+  return min(2, cores)
+
+
+def use_cpu_devices(n: Optional[int] = None) -> None:
+  """Splits the host CPU into n XLA devices (default: default_cpu_devices()).
+
+  Must run before JAX executes anything (JAX fixes its devices then); the CLI calls it
+  first thing. Accelerator backends are unaffected.
+  """
+  n = default_cpu_devices() if n is None else n
+  if n < 1:
+    raise ValueError(f'--cpu-devices must be at least 1, got {n}')
+  try:
+    jax.config.update('jax_num_cpu_devices', n)
+  except RuntimeError as e:        # JAX already started: keep its devices, say so
+    logging.warning('could not split the CPU into %d devices: %s', n, e)
 
 
 def _overlay(base, loaded, source, path=()):
@@ -115,10 +146,17 @@ class Predictor:
     owning each pixel or -1; mask_logits (N, R, R), the blender's output inside each box.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, variables: Dict[str, Any]):
+  def __init__(self, config: ml_collections.ConfigDict, variables: Dict[str, Any],
+               devices: Optional[Any] = None):
+    """devices: where batches run, split along the batch (default: every local device of
+    JAX's default backend); a batch is padded to a multiple of their number."""
     self.config = config
-    self.variables = variables
-    self.model = model_lib.HVISNet(config.model, train=False)
+    self.devices = list(devices if devices is not None else jax.local_devices())
+    mesh = Mesh(np.array(self.devices), ('data',))
+    self._batch_sharding = NamedSharding(mesh, PartitionSpec('data'))
+    self.variables = jax.device_put(variables, NamedSharding(mesh, PartitionSpec()))
+    # Attentions and embeddings only where an instance is kept (FCOSBlendHead).
+    self.model = model_lib.HVISNet(config.model, train=False, dense_instance_outputs=False)
 
   @classmethod
   def from_export(cls, directory: str = None):
@@ -189,7 +227,8 @@ class Predictor:
     x = frames.astype(jnp.float32)
     x = jnp.pad(x, ((0, 0), (0, ph - rh), (0, pw - rw), (0, 0)))
     outputs = self.model.apply(variables, x)
-    det = postprocess.detect(outputs, mcfg, icfg, (ph, pw), (rh, rw))
+    head = {col: tree['head'] for col, tree in variables.items() if 'head' in tree}
+    det = postprocess.detect(outputs, mcfg, icfg, (ph, pw), (rh, rw), head)
     sx, sy = w / rw, h / rh
     boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
     boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
@@ -223,21 +262,30 @@ class Predictor:
       raise ValueError(f"inference.paste is {where!r}; expected 'host' or 'device'")
     return where == 'host'
 
+  @property
+  def batch_size(self) -> int:
+    """Frames per dispatch that keep every device busy (track_source sends this many)."""
+    return len(self.devices)
+
   def dispatch(self, frames: np.ndarray) -> Pending:
     """Starts inference on a batch (N, H, W, 3) without waiting for it (see collect)."""
     frames = check_frames(frames, batched=True)
-    h, w = frames.shape[1:3]
+    count, (h, w) = len(frames), frames.shape[1:3]
     (rh, rw), _ = resize_plan(h, w, self.config.inference)
     if (rh, rw) != (h, w):
       # On the host: OpenCV's area resize takes 2.6 ms for a 576x768 frame, XLA's
       # antialiased resize (dense resampling matrices) 18 ms on 2 CPU cores.
       interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
       frames = np.stack([cv2.resize(f, (rw, rh), interpolation=interp) for f in frames])
-    return Pending(self._run(self.variables, jnp.asarray(frames), (h, w)), (h, w))
+    pad = -count % self.batch_size
+    if pad:
+      frames = np.concatenate([frames, np.zeros((pad, *frames.shape[1:]), frames.dtype)])
+    frames = jax.device_put(frames, self._batch_sharding)
+    return Pending(self._run(self.variables, frames, (h, w)), (h, w), count)
 
   def collect(self, pending: Pending) -> Dict[str, np.ndarray]:
     """Waits for dispatched inference: dict of numpy arrays with a leading batch axis."""
-    out = {k: np.asarray(v) for k, v in pending.outputs.items()}
+    out = {k: np.asarray(v)[:pending.count] for k, v in pending.outputs.items()}
     if 'label_map' not in out:
       icfg = self.config.inference
       pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['boxes'][b],

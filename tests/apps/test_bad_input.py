@@ -265,3 +265,11 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path, folder):
   assert proc.returncode == 130, err[-2000:]
   assert 'interrupted' in err
   assert not out.exists() or not os.listdir(out)
+
+
+def test_cpu_devices_below_one_is_one_line(folder, no_model, tmp_path, capsys):
+  assert cli.main(['track', str(folder), '--out', str(tmp_path / 'o'), '--quiet',
+                   '--cpu-devices', '0']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == 'hvisnet track: error: --cpu-devices must be at least 1, got 0'
+  assert not (tmp_path / 'o').exists()

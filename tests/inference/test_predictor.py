@@ -7,22 +7,13 @@ import pytest
 from hvisnet_jax.inference import host_paste
 from hvisnet_jax.inference import postprocess
 from hvisnet_jax.inference import predictor
-from conftest import REPO, tiny_config
+from conftest import REPO, assert_ok, detecting_variables, run_multidevice, tiny_config
 
 
 @pytest.fixture(scope='module')
 def pred(tiny_variables):
-  # An untrained net scores ~0.005 and predicts empty masks; the tests need detections with
-  # masks: threshold 0, boxes of two strides each way (bbox_pred bias 2), and the bases
-  # set to a constant 5 so that every blended mask logit is 5.
-  import jax
-  params = jax.tree.map(lambda x: x, tiny_variables['params'])
-  params['basis']['bases']['kernel'] = 0.0 * params['basis']['bases']['kernel']
-  params['basis']['bases']['bias'] = 0.0 * params['basis']['bases']['bias'] + 5.0
-  params['head']['bbox_pred']['bias'] = params['head']['bbox_pred']['bias'] + 2.0
-  variables = dict(tiny_variables, params=params)
   return predictor.Predictor(tiny_config(score_thresh=0.0, min_visible_fraction=0.0),
-                             variables)
+                             detecting_variables(tiny_variables))
 
 
 def _frames(n, h, w, seed=0):
@@ -212,3 +203,24 @@ def test_from_files_overlays_a_partial_checkpoint(tmp_path, tiny_variables):
   with pytest.raises(ValueError, match=r'bad: params/backbone/base_layer_0/kernel has shape '
                      r'\(3, 3, 3, 8\), the config expects \(7, 7, 3, 8\)'):
     predictor.Predictor.from_files(cfg_path, str(tmp_path / 'bad'))
+
+
+def test_two_cpu_devices_give_the_one_device_outputs(tmp_path):
+  """`hvisnet track --cpu-devices 2`: a batch is split over the devices (padded to their
+  count) and track_source sends chunks of two frames; outputs and tracks are unchanged."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  folder = tmp_path / 'frames'
+  folder.mkdir()
+  for i, f in enumerate(_frames(5, 80, 112, seed=3)):      # odd: the last chunk is padded
+    cv2.imwrite(str(folder / f'{i:03d}.png'), f)
+  out = tmp_path / 'out.npz'
+  assert_ok(run_multidevice(['predict', str(folder), str(out)], 2))
+  z = np.load(out)
+  assert (int(z['devices']), int(z['batch_size'])) == (2, 2)
+  assert z['all/valid'].shape[0] == 3 and z['one/valid'].any()
+  for k in ('boxes', 'scores', 'embeddings', 'mask_logits'):
+    np.testing.assert_allclose(z[f'all/{k}'], z[f'one/{k}'], rtol=1e-5, atol=1e-5, err_msg=k)
+  np.testing.assert_array_equal(z['all/valid'], z['one/valid'])
+  np.testing.assert_array_equal(z['all/label_map'], z['one/label_map'])
+  assert int(z['all/frames']) == int(z['one/frames']) == 5
+  assert str(z['all/tracks']) == str(z['one/tracks']) and len(str(z['all/tracks'])) > 100

@@ -65,3 +65,35 @@ def test_locations_follow_fcos_convention():
   np.testing.assert_array_equal(locs[:2], [[4, 4], [12, 4]])       # arange * 8 + 4
   np.testing.assert_array_equal(locs[8 * 12], [8, 8])              # first P4 location
   assert set(np.asarray(strides).tolist()) == {8, 16, 32}
+
+
+def test_instance_outputs_at_kept_locations_equal_the_dense_maps(tiny_variables):
+  """Inference computes attentions and embeddings only where it keeps an instance, from
+  3x3 neighbourhoods: the same numbers as the dense convs there, edges included."""
+  cfg = config_defaults.tiny_model_config()
+  params = jax.tree.map(lambda x: x, tiny_variables['params'])
+  for name in ('top_layer', 'id_conv1', 'id_conv2'):      # away from the ~0 initialisation
+    params['head'][name]['kernel'] = params['head'][name]['kernel'] * 50.0
+    params['head'][name]['bias'] = params['head'][name]['bias'] + 0.1
+  variables = dict(tiny_variables, params=params)
+  images = jax.random.uniform(jax.random.PRNGKey(1), (2, 64, 96, 3), maxval=255.0)
+  dense = model.HVISNet(cfg).apply(variables, images)
+  sparse = model.HVISNet(cfg, dense_instance_outputs=False).apply(variables, images)
+  assert 'top_feats' not in sparse['levels'][0] and 'box_tower' in sparse['levels'][0]
+  np.testing.assert_array_equal(sparse['levels'][1]['cls_logits'],
+                                dense['levels'][1]['cls_logits'])
+  flat = model.flatten_levels(dense['levels'])
+  sizes = [h * w for h, w in model.level_shapes(cfg, 64, 96)]
+  starts = np.cumsum([0] + sizes[:-1])
+  # Every level's first and last location (corners), its middle, and a random few.
+  idx = np.concatenate([starts, starts + np.array(sizes) - 1, starts + np.array(sizes) // 2,
+                        np.random.default_rng(0).integers(0, sum(sizes), 6)]).astype(np.int32)
+  head = {'params': params['head']}
+  for b in range(2):
+    levels = [jax.tree.map(lambda x: x[b], lv) for lv in sparse['levels']]
+    top, emb = model.instance_outputs_at(cfg, head, [lv['box_tower'] for lv in levels],
+                                         [lv['features'] for lv in levels], jnp.asarray(idx))
+    want_top, want_emb = flat['top_feats'][b][idx], flat['embedding'][b][idx]
+    assert float(jnp.abs(want_top).max()) > 0.1
+    np.testing.assert_allclose(top, want_top, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(emb, want_emb, rtol=1e-5, atol=1e-5)

@@ -9,22 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import MULTIDEVICE_HELPER, REPO, assert_ok, run_multidevice
 
 from hvisnet_jax.training import sharding
 
-HELPER = os.path.join(REPO, 'tests', 'multidevice_helper.py')
-
-
-def _run(args, devices, **kw):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, HELPER, *args], env=env, capture_output=True,
-                        text=True, timeout=600, **kw)
-
-
-def _ok(r):
-  assert r.returncode == 0, r.stderr[-3000:]
+HELPER = MULTIDEVICE_HELPER
+_run, _ok = run_multidevice, assert_ok
 
 
 def test_sharded_step_equals_single_device_step(tmp_path):
