@@ -7,7 +7,7 @@ label map gives every pixel to at most one instance.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +18,7 @@ from hvisnet_jax.model import blender
 from hvisnet_jax.model import hvisnet as model_lib
 
 
-DECODED = ('cls_logits', 'ctrness', 'bbox_reg')   # dense maps every location is scored by
-INSTANCE = ('top_feats', 'embedding')             # read only where an instance is kept
+DECODED = ('cls_logits', 'ctrness', 'bbox_reg')   # the dense maps every location is scored by
 
 
 def _topk_per_level(score, level_sizes, k: int):
@@ -34,8 +33,7 @@ def _topk_per_level(score, level_sizes, k: int):
 
 
 def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.ConfigDict,
-           input_hw: Tuple[int, int], valid_hw: Tuple[int, int],
-           head_variables: Optional[Dict] = None):
+           input_hw: Tuple[int, int], valid_hw: Tuple[int, int], head_variables: Dict):
   """Per-image detections from the batched network outputs of `model.HVISNet`.
 
   input_hw is the padded network input size, valid_hw the part holding the image (boxes
@@ -44,19 +42,14 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
     boxes (B, N, 4) in input coordinates, scores (B, N), embeddings (B, N, D)
     (L2-normalised), mask_logits (B, N, R, R), valid (B, N).
 
-  Outputs of a `dense_instance_outputs=False` model carry no attention or embedding maps:
-  those are computed at the kept locations with `head_variables` (the head's variables).
+  `outputs` come from a `dense_instance_outputs=False` model: attentions and embeddings
+  are computed only at the kept locations, with `head_variables` (the head's variables).
   """
   levels = outputs['levels']
-  dense = 'top_feats' in levels[0]
-  if not dense and head_variables is None:
-    raise ValueError('outputs of a dense_instance_outputs=False model need head_variables')
-  keys = DECODED + (INSTANCE if dense else ())
-  flat = model_lib.flatten_levels([{k: lv[k] for k in keys} for lv in levels])
-  if dense:
-    instance = {k: flat[k] for k in INSTANCE}
-  else:
-    instance = {k: [lv[k] for lv in levels] for k in ('box_tower', 'features')}
+  if 'box_tower' not in levels[0]:
+    raise ValueError('detect() takes the outputs of HVISNet(..., dense_instance_outputs=False)')
+  flat = model_lib.flatten_levels([{k: lv[k] for k in DECODED} for lv in levels])
+  instance = {k: [lv[k] for lv in levels] for k in ('box_tower', 'features')}
   locs, _ = model_lib.locations(mcfg, *input_hw)
   level_sizes = [h * w for h, w in model_lib.level_shapes(mcfg, *input_hw)]
   n_out = icfg.max_detections
@@ -74,11 +67,8 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
     keep, keep_ok = ops.nms(boxes, prob[cand], cand_ok, icfg.nms_iou, n_out)
     sel = cand[keep]
     boxes = boxes[keep]
-    if dense:
-      top_feats, e = instance['top_feats'][sel], instance['embedding'][sel]
-    else:
-      top_feats, e = model_lib.instance_outputs_at(
-          mcfg, head_variables, instance['box_tower'], instance['features'], sel)
+    top_feats, e = model_lib.instance_outputs_at(
+        mcfg, head_variables, instance['box_tower'], instance['features'], sel)
     e = e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
     return dict(boxes=jnp.where(keep_ok[:, None], boxes, 0.0),
                 scores=jnp.where(keep_ok, jnp.sqrt(prob[sel]), 0.0),
