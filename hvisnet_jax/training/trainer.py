@@ -405,6 +405,8 @@ def _train(config, workdir, source, stop_after, evaluators):
   tcfg = config.train
   mesh = sharding_lib.make_mesh(tcfg.mesh_data)
   sharding_lib.check_batch(tcfg.batch_size, mesh)
+  logging.info('training data-parallel on %d %s device(s), global batch %d', mesh.size,
+               jax.devices()[0].platform, tcfg.batch_size)
   repl = sharding_lib.replicated(mesh)
   check_workdir_config(config, workdir)
   rng = jax.random.PRNGKey(tcfg.seed)

@@ -135,3 +135,17 @@ def test_indivisible_global_batch_is_named():
   r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                      timeout=120)
   assert 'global batch 6 is not divisible by the 8 devices' in r.stdout, r.stderr[-2000:]
+
+
+def test_train_command_splits_the_cpu_with_cpu_devices(tmp_path):
+  """`hvisnet train --cpu_devices=2` trains on 2 XLA CPU devices (set before JAX starts)."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)
+  r = subprocess.run([sys.executable, '-m', 'hvisnet_jax.cli', 'train',
+                      '--config=configs/hvisnet_tiny.py', '--cpu_devices=2',
+                      f'--workdir={tmp_path / "w"}', '--config.train.steps=1',
+                      '--config.train.batch_size=2', '--config.data.videos=2',
+                      '--config.data.frames=4'],
+                     cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert 'training data-parallel on 2 cpu device(s)' in r.stderr
