@@ -59,7 +59,7 @@ def main():
 
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   # Before JAX starts. Training shards each batch over these devices: on 2 cores, 2 devices
-  # ran 0.46 steps/s against 0.37 on one (XLA keeps one frame's convolutions on ~1 core).
+  # ran 0.42-0.46 steps/s; an earlier one-device run 0.36-0.38 (XLA keeps one frame's convolutions on ~1 core).
   predictor.use_cpu_devices(a.cpu_devices)
 
   import tqdm  # pylint: disable=g-import-not-at-top
