@@ -349,11 +349,11 @@ def track_id_map(label_map: np.ndarray, det_to_track: Dict[int, int]) -> np.ndar
 
   The label map gives each pixel to at most one detection, so track masks never overlap.
   """
-  lut = np.zeros(int(max(label_map.max(), 0)) + 2, np.int64)
+  lut = np.zeros(int(max(label_map.max(), 0)) + 2, np.int32)
   for det, tid in det_to_track.items():
     if det + 1 < len(lut):
       lut[det + 1] = tid
-  return lut[label_map + 1]
+  return np.take(lut, label_map + 1)
 
 
 class MaskCarrier:
