@@ -32,14 +32,36 @@ def _summary(times, batch):
               images_per_s=batch / med, runs=len(times))
 
 
-def jax_matmul_rate(dtype: str, n: int = 2048) -> float:
+def jax_matmul_rate(dtype: str, n: int = 0) -> float:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  # 2048 keeps a CPU busy; a GPU needs 8192 to come near its rate.
+  n = n or (2048 if jax.devices()[0].platform == 'cpu' else 8192)
   dt = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
   a = jnp.ones((n, n), dt)
   f = jax.jit(lambda x: x @ x)
   times = _median_time(lambda: f(a), 2, 5, jax.block_until_ready)
   return 2 * n ** 3 / float(np.median(times))
+
+
+def _flops_of(stage) -> float:
+  cost = stage.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float((cost or {}).get('flops', float('nan')))
+
+
+def _program_flops(fn, *args) -> float:
+  """FLOPs of `fn` as written (multiply-add = 2), counted by XLA for the CPU.
+
+  Compiled for a GPU, convolutions become cuDNN calls that XLA's cost analysis no longer
+  counts (DLA-34 at 512x512 reads 0.7 G instead of 125 G), and a GPU's lowered module has
+  no cost analysis at all; the count does not depend on the device, so the CPU's is used.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  cpu = jax.devices('cpu')[0]
+  lowered = jax.jit(fn).lower(*jax.device_put(args, cpu))
+  flops = _flops_of(lowered)
+  return flops if np.isfinite(flops) else _flops_of(lowered.compile())
 
 
 def bench_jax_inference(config, batch, size, dtype, warmup, runs) -> Dict:
@@ -53,9 +75,7 @@ def bench_jax_inference(config, batch, size, dtype, warmup, runs) -> Dict:
   t = time.perf_counter()
   fn = jax.jit(model.HVISNet(cfg).apply).lower(variables, x).compile()
   compile_s = time.perf_counter() - t
-  cost = fn.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get('flops', float('nan')))
+  flops = _program_flops(model.HVISNet(cfg).apply, variables, x)
   times = _median_time(lambda: fn(variables, x), warmup, runs, jax.block_until_ready)
   res = dict(framework='jax', compile_s=compile_s, flops_per_call=flops,
              parameters=int(sum(v.size for v in jax.tree.leaves(variables['params']))),
@@ -141,6 +161,23 @@ def bench_tracker(n_people: int, frames: int, warmup: int, seed: int = 0, dim: i
               p95_ms=1e3 * float(np.percentile(times, 95)), frames=frames)
 
 
+def _network_share(pred, source: str, fps: float, warmup: int, runs: int) -> Dict:
+  """The predictor's time per frame (resize, network, mask pasting; all devices busy) on
+  the video's first frame, and its share of the end-to-end time: the rest is decoding,
+  tracking and the loop around them."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  cap = cv2.VideoCapture(source)
+  ok, bgr = cap.read()
+  cap.release()
+  if not ok:
+    raise ValueError(f'{source}: cannot read its first frame')
+  batch = np.stack([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)] * pred.batch_size)
+  times = _median_time(lambda: pred.predict_batch(batch), warmup, runs)
+  net_s = float(np.median(times)) / pred.batch_size
+  return dict(predict_ms=1e3 * net_s, predict_share=min(1.0, net_s * fps),
+              devices=pred.batch_size)
+
+
 def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spec: str,
         warmup: int, runs: int, source: str = None, compile_torch: bool = True) -> Dict:
   import jax  # pylint: disable=g-import-not-at-top
@@ -177,8 +214,10 @@ def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spe
     pred = predictor.Predictor.from_export()
     pred.config.inference.update(min_size=size, max_size=size * 2)
     _, stats = app.track_source(source, pred, progress=False)
-    results.append(dict(framework='jax', source=source,
-                        **{k: v for k, v in stats.items() if k != 'failed_frames'}))
+    row = dict(framework='jax', source=source,
+               **{k: v for k, v in stats.items() if k != 'failed_frames'})
+    row.update(_network_share(pred, source, stats['fps'], warmup, runs))
+    results.append(row)
   else:
     raise ValueError(f'--what must be inference, train, tracker or pipeline; got {what!r}')
   return dict(meta, results=results)

@@ -38,3 +38,34 @@ def test_tracker_json(tmp_path):
 def test_unknown_what_is_refused(capsys):
   assert cli.main(['bench', '--what', 'pipeline', '--config', TINY]) == 2
   assert '--source' in capsys.readouterr().err
+
+
+def test_program_flops_counts_convolutions_on_any_device():
+  # On a GPU the compiled program's cost analysis misses cuDNN convolutions; the count is
+  # taken from the CPU's, which must see every multiply-add of a convolution (x2).
+  import jax
+  import jax.numpy as jnp
+  from hvisnet_jax.apps import bench
+  conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), 'VALID',
+                                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  flops = bench._program_flops(conv, jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 4)))
+  assert flops == 2 * (6 * 6 * 4) * (3 * 3 * 3)
+
+
+def test_predictor_share_of_a_video(tmp_path):
+  import cv2
+  import numpy as np
+  import pytest
+  from hvisnet_jax.apps import bench
+  from hvisnet_jax.inference import predictor
+  path = str(tmp_path / 'clip.avi')
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 10, (128, 96))
+  for i in range(3):
+    writer.write(np.full((96, 128, 3), 40 * i, np.uint8))
+  writer.release()
+  pred = predictor.Predictor.from_export('synthetic')
+  row = bench._network_share(pred, path, fps=5.0, warmup=1, runs=2)
+  assert row['predict_ms'] > 0 and row['devices'] == pred.batch_size
+  assert row['predict_share'] == pytest.approx(min(1.0, row['predict_ms'] * 5.0 / 1e3))
+  with pytest.raises(ValueError, match='missing.avi'):
+    bench._network_share(pred, str(tmp_path / 'missing.avi'), 5.0, 1, 1)
