@@ -116,7 +116,11 @@ def builtin_config_path(name: str) -> str:
   base = os.path.basename(name)
   base = base if base.endswith('.py') else base + '.py'
   spec = importlib.util.find_spec('hvisnet_jax.configs')
-  for root in (spec.submodule_search_locations if spec else []) or []:
+  roots = list((spec.submodule_search_locations if spec else []) or [])
+  # A source checkout on PYTHONPATH, not installed: the repository's configs/.
+  roots.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            'configs'))
+  for root in roots:
     if os.path.isfile(os.path.join(root, base)):
       return os.path.join(root, base)
   raise FileNotFoundError(f'{name}: no such config file, and no built-in config {base}')
