@@ -235,3 +235,37 @@ def test_weak_detections_are_ignored_by_default():
   for k in range(3):
     t.update(np.array([_walk(10, 50, 4, k)], float), np.array([0.9]), e)
   assert t.update(np.array([_walk(10, 50, 4, 3)], float), np.array([0.3]), e) == {}
+
+
+@pytest.mark.parametrize('gallery_size,same_person', [(30, True), (0, False)])
+def test_gallery_reidentifies_a_person_whose_average_drifted(gallery_size, same_person):
+  """A half-hidden person's embedding leans to the occluder's for a while, and the EMA
+  feature follows it; after a long absence only appearance links them back (reid_thresh),
+  and only the gallery still holds how they looked before."""
+  rng = np.random.default_rng(3)
+  ea, eb = _emb(rng, 2)
+  eb -= (eb @ ea) * ea                           # the occluder's appearance, unlike a's
+  leaning = 0.1 * ea + eb / np.linalg.norm(eb)
+  leaning /= np.linalg.norm(leaning)
+  t = tr.Tracker(tr.TrackerConfig(gallery_size=gallery_size))
+  box = np.array([100., 50, 130, 130])
+  first = None
+  for i in range(25):                            # 5 clear sightings, then 20 leaning ones
+    got = t.update(box[None], np.full(1, 0.9), (ea if i < 5 else leaning)[None])
+    first = first or got.get(0)
+  assert got == {0: first}                       # followed through the drift by position
+  for _ in range(10):                            # gone, longer than reid_after_lost
+    t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 32)))
+  back = t.update(np.array([[400., 60, 430, 140]]), np.full(1, 0.9), ea[None])
+  assert (back.get(0) == first) == same_person
+
+
+def test_gallery_stays_bounded():
+  rng = np.random.default_rng(0)
+  e = _emb(rng, 1)[0]
+  t = tr.Tracker(tr.TrackerConfig(gallery_size=5))
+  for i in range(40):
+    t.update(np.array([[10. + i, 50, 40 + i, 130]]), np.full(1, 0.9),
+             (e + 0.05 * rng.normal(size=32))[None])
+  assert len(t.tracked) == 1 and t.tracked[0].gallery.shape == (5, 32)
+  assert t.tracked[0].gallery_count == 40
