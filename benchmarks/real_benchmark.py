@@ -179,6 +179,9 @@ def speed(shared, models, teacher, frames=120):
   return out
 
 
+SECTIONS = ('coco_val2017', 'held_out_clips_vs_teacher', 'speed')
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument('--shared', default='../shared/data')
@@ -187,7 +190,15 @@ def main():
   p.add_argument('--student', default='real', help="export dir or built-in name")
   p.add_argument('--cpu-devices', type=int, default=None,
                  help='as hvisnet track --cpu-devices (default: 2 on 2+ cores)')
+  p.add_argument('--only', nargs='+', choices=SECTIONS, default=None,
+                 help='re-run these sections only; the others are kept from --json, and '
+                      '"sections_run" records when each section was measured')
   a = p.parse_args()
+  previous = {}
+  if a.only:
+    if not os.path.isfile(a.json):
+      p.error(f'--only keeps the other sections of {a.json}, which does not exist')
+    previous = evaluation.load_json(a.json)
   predictor_lib.use_cpu_devices(a.cpu_devices)
   from data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
@@ -202,13 +213,25 @@ def main():
                 devices=len(jax.devices()),
                 host=platform.machine(), jax=jax.__version__, student=a.student,
                 held_out_clips=list(train_real.HELD_OUT))
-  result['coco_val2017'] = coco_val(a.shared, models, teacher)
-  print(json.dumps(result['coco_val2017'], indent=1))
-  result['held_out_clips_vs_teacher'] = held_out(a.work, models)
-  print(json.dumps({k: v.get('combined') for k, v in result['held_out_clips_vs_teacher'].items()},
-                   indent=1))
-  result['speed'] = speed(a.shared, dict(models, **one_device), teacher)
-  print(json.dumps(result['speed'], indent=1))
+  now = time.strftime('%Y-%m-%dT%H:%M:%S')
+  runs = dict(previous.get('sections_run') or
+              {k: previous.get('time', 'before sections_run was kept') for k in SECTIONS
+               if k in previous})
+  for section in SECTIONS:
+    if a.only and section not in a.only:
+      result[section] = previous[section]
+      continue
+    if section == 'coco_val2017':
+      result[section] = coco_val(a.shared, models, teacher)
+      print(json.dumps(result[section], indent=1))
+    elif section == 'held_out_clips_vs_teacher':
+      result[section] = held_out(a.work, models)
+      print(json.dumps({k: v.get('combined') for k, v in result[section].items()}, indent=1))
+    else:
+      result[section] = speed(a.shared, dict(models, **one_device), teacher)
+      print(json.dumps(result[section], indent=1))
+    runs[section] = now
+  result['sections_run'] = runs
   result['wall_s'] = time.perf_counter() - t0
   atomic.write_json(a.json, result, indent=1)
 
