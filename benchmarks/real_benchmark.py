@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hvisnet_jax import atomic, evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax.apps import bench
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import predictor as predictor_lib
 import train_real  # pylint: disable=wrong-import-position
@@ -153,17 +154,13 @@ def speed(shared, models, teacher, frames=120):
       cap = cv2.VideoCapture(src)
       ok, bgr = cap.read()
       cap.release()
-      rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-      batch = np.stack([rgb] * pred.batch_size)
-      pred.compile_for(pred.batch_size, *rgb.shape[:2])
+      if not ok:
+        raise ValueError(f'{src}: cannot read its first frame')
+      pred.compile_for(pred.batch_size, *bgr.shape[:2])
       _, stats = app.track_source(src, pred, progress=False, max_frames=frames)
-      t = time.perf_counter()
-      for _ in range(10):       # network time per frame, every device busy
-        pred.predict_batch(batch)
-      net_s = (time.perf_counter() - t) / (10 * pred.batch_size)
+      share = bench.predictor_share(pred, src, stats['fps'], warmup=0, runs=10)
       row[name] = dict(fps=stats['fps'], frames=stats['frames'], devices=pred.batch_size,
-                       network_ms=1e3 * net_s,
-                       network_share=min(1.0, net_s * stats['fps']),
+                       network_ms=share['predict_ms'], network_share=share['predict_share'],
                        tracker_ms=stats['tracker_ms_per_frame'])
     tmp = os.path.join(os.path.dirname(os.path.abspath(__file__)), '.speed_tmp')
     t = time.perf_counter()
@@ -199,6 +196,10 @@ def main():
     if not os.path.isfile(a.json):
       p.error(f'--only keeps the other sections of {a.json}, which does not exist')
     previous = evaluation.load_json(a.json)
+    missing = [k for k in SECTIONS if k not in a.only and k not in previous]
+    if missing:
+      p.error(f'--only keeps the other sections of {a.json}, but it has no {missing[0]!r}; '
+              f'run without --only (or add {missing[0]} to it)')
   predictor_lib.use_cpu_devices(a.cpu_devices)
   from data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top

@@ -161,7 +161,7 @@ def bench_tracker(n_people: int, frames: int, warmup: int, seed: int = 0, dim: i
               p95_ms=1e3 * float(np.percentile(times, 95)), frames=frames)
 
 
-def _network_share(pred, source: str, fps: float, warmup: int, runs: int) -> Dict:
+def predictor_share(pred, source: str, fps: float, warmup: int, runs: int) -> Dict:
   """The predictor's time per frame (resize, network, mask pasting; all devices busy) on
   the video's first frame, and its share of the end-to-end time: the rest is decoding,
   tracking and the loop around them."""
@@ -216,7 +216,7 @@ def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spe
     _, stats = app.track_source(source, pred, progress=False)
     row = dict(framework='jax', source=source,
                **{k: v for k, v in stats.items() if k != 'failed_frames'})
-    row.update(_network_share(pred, source, stats['fps'], warmup, runs))
+    row.update(predictor_share(pred, source, stats['fps'], warmup, runs))
     results.append(row)
   else:
     raise ValueError(f'--what must be inference, train, tracker or pipeline; got {what!r}')

@@ -64,8 +64,8 @@ def test_predictor_share_of_a_video(tmp_path):
     writer.write(np.full((96, 128, 3), 40 * i, np.uint8))
   writer.release()
   pred = predictor.Predictor.from_export('synthetic')
-  row = bench._network_share(pred, path, fps=5.0, warmup=1, runs=2)
+  row = bench.predictor_share(pred, path, fps=5.0, warmup=1, runs=2)
   assert row['predict_ms'] > 0 and row['devices'] == pred.batch_size
   assert row['predict_share'] == pytest.approx(min(1.0, row['predict_ms'] * 5.0 / 1e3))
   with pytest.raises(ValueError, match='missing.avi'):
-    bench._network_share(pred, str(tmp_path / 'missing.avi'), 5.0, 1, 1)
+    bench.predictor_share(pred, str(tmp_path / 'missing.avi'), 5.0, 1, 1)
