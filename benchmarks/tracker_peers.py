@@ -200,10 +200,12 @@ class Ours:
 
   def __init__(self, fps, authors=False, settings=None):
     # authors=True: the tracker as the authors released it (DESIGN.md section 3), without
-    # our coasting and appearance gallery; re-identification after 5 lost frames stays.
+    # our coasting and appearance gallery; re-identification by appearance alone stays,
+    # after 5 lost frames as when it was added (the default is now 15).
     # `settings`: a model's own tracker section (real clips: the built-in model's),
     # ignored by the authors' design.
-    kw = dict(coast_seconds=0.0, gallery_size=0) if authors else dict(settings or {})
+    kw = (dict(coast_seconds=0.0, gallery_size=0, reid_after_lost=5) if authors
+          else dict(settings or {}))
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
     if authors:
       self.name = 'hvisnet-jax, authors\' design'

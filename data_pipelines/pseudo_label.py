@@ -83,8 +83,13 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   """Pseudo-labels one video or image folder; returns its part record (see module doc)."""
   reader = video_lib.FrameReader(source)
   fps = reader.fps / max(1, opts.every)
+  # The linking tracker is pinned to the settings the committed model's pseudo-labels were
+  # made with, not to the tracker's defaults: the later defaults (appearance gallery,
+  # re-identification after 15 lost frames) were chosen by scoring against these labels,
+  # and ground truth that moved with the tracker under test would measure nothing.
   trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(
-      det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0)))
+      det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0),
+      gallery_size=0, reid_after_lost=5))
   frames: List[str] = []
   per_track: Dict[int, Dict[int, dict]] = {}
   seen: List[List[tuple]] = []          # per frame: (box, track id or 0) of every detection

@@ -254,7 +254,7 @@ def test_gallery_reidentifies_a_person_whose_average_drifted(gallery_size, same_
     got = t.update(box[None], np.full(1, 0.9), (ea if i < 5 else leaning)[None])
     first = first or got.get(0)
   assert got == {0: first}                       # followed through the drift by position
-  for _ in range(10):                            # gone, longer than reid_after_lost
+  for _ in range(t.config.reid_after_lost + 5):  # gone, longer than reid_after_lost
     t.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 32)))
   back = t.update(np.array([[400., 60, 430, 140]]), np.full(1, 0.9), ea[None])
   assert (back.get(0) == first) == same_person
