@@ -123,7 +123,9 @@ class Track:
     self.gallery = None
     self.gallery_count = 0
     self._gallery_size = gallery_size
-    self.update_features(emb, 0.0)
+    # A detection's feature enters the gallery only if it becomes a track (activate): most
+    # detections are matched to an existing track, whose gallery takes the feature then.
+    self.update_features(emb, 0.0, to_gallery=False)
     self.det_index = det_index
     self.track_id = 0
     self.state = State.NEW
@@ -132,26 +134,32 @@ class Track:
     self.frame_id = self.start_frame = 0
     self.tracklet_len = 0
 
-  def update_features(self, emb, alpha):
+  def update_features(self, emb, alpha, to_gallery=True):
     f = np.asarray(emb, float)
     f = f / max(np.linalg.norm(f), 1e-12)
     self.curr_feat = f
-    if self._gallery_size and alpha < 1.0:     # alpha 1: a feature the track does not take
-      if self.gallery is None:
-        self.gallery = np.zeros((self._gallery_size, len(f)))
-      self.gallery[self.gallery_count % self._gallery_size] = f
-      self.gallery_count += 1
+    if to_gallery and alpha < 1.0:             # alpha 1: a feature the track does not take
+      self._add_to_gallery(f)
     if self.smooth_feat is None:
       self.smooth_feat = f
     else:
       self.smooth_feat = alpha * self.smooth_feat + (1 - alpha) * f
     self.smooth_feat = self.smooth_feat / max(np.linalg.norm(self.smooth_feat), 1e-12)
 
+  def _add_to_gallery(self, f):
+    if not self._gallery_size:
+      return
+    if self.gallery is None:
+      self.gallery = np.zeros((self._gallery_size, len(f)))
+    self.gallery[self.gallery_count % self._gallery_size] = f
+    self.gallery_count += 1
+
   @property
   def tlbr(self):
     return self.box.copy() if self.mean is None else xyah_to_tlbr(self.mean[:4])
 
   def activate(self, kf, frame_id, track_id):
+    self._add_to_gallery(self.curr_feat)
     self.track_id = track_id
     self.mean, self.cov = kf.initiate(tlbr_to_xyah(self.box))
     self.tracklet_len = 0
