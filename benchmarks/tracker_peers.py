@@ -200,11 +200,12 @@ class Ours:
 
   def __init__(self, fps, authors=False, settings=None):
     # authors=True: the tracker as the authors released it (DESIGN.md section 3), without
-    # our coasting and appearance gallery; re-identification by appearance alone stays,
+    # our coasting, appearance gallery, wider motion gate and overlap rule; re-identification by appearance alone stays,
     # after 5 lost frames as when it was added (the default is now 15).
     # `settings`: a model's own tracker section (real clips: the built-in model's),
     # ignored by the authors' design.
-    kw = (dict(coast_seconds=0.0, gallery_size=0, reid_after_lost=5) if authors
+    kw = (dict(coast_seconds=0.0, gallery_size=0, reid_after_lost=5,
+               motion_gate=tracker_lib.CHI2_95_4DOF, tracked_keeps_overlap=False) if authors
           else dict(settings or {}))
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
     if authors:
@@ -364,7 +365,30 @@ def run_sequences(seqs, seed, reid_noise, only=None):
   return results, timing, stats
 
 
-def run_speed(people=(10, 50, 200), frames=100, seed=0):
+def run_seeds(seqs, seeds, only=None):
+  """Every tracker over several detector seeds x both re-ID qualities: per run and summed
+  (identity switches, with HOTA, AssA, IDF1 and MOTA averaged over the runs)."""
+  keys = ('HOTA', 'AssA', 'IDF1', 'MOTA', 'IDSW')
+  runs = {}
+  for seed in seeds:
+    for quality, noise in REID_NOISE.items():
+      print(f'-- seed {seed}, re-ID {quality}', flush=True)
+      results, _, _ = run_sequences(seqs, seed, noise, only)
+      for tname, r in results.items():
+        runs.setdefault(tname, {})[f'{seed}/{quality}'] = {k: r['combined'][k] for k in keys}
+  summary = {}
+  for tname, per in runs.items():
+    summary[tname] = {k: (int(sum(v[k] for v in per.values())) if k == 'IDSW' else
+                          float(np.mean([v[k] for v in per.values()]))) for k in keys}
+    summary[tname]['IDSW_per_run'] = [int(v['IDSW']) for v in per.values()]
+    summary[tname]['uses_embeddings'] = results[tname]['uses_embeddings']
+    c = summary[tname]
+    print(f'{tname:22s} IDSW {c["IDSW"]} HOTA {100 * c["HOTA"]:.1f} AssA {100 * c["AssA"]:.1f} '
+          f'IDF1 {100 * c["IDF1"]:.1f} MOTA {100 * c["MOTA"]:.1f}', flush=True)
+  return dict(seeds=list(seeds), summary=summary, runs=runs)
+
+
+def run_speed(people=(10, 50, 200), frames=100, seed=0, only=None):
   """ms per frame on random walks of N people (boxes 20x50 px in a 4000 x 4000 plane)."""
   rng = np.random.default_rng(seed)
   out = {}
@@ -380,6 +404,8 @@ def run_speed(people=(10, 50, 200), frames=100, seed=0):
       e = ident + rng.normal(0, 0.05, ident.shape)
       seq.append((boxes, np.full(n, 0.9), e / np.linalg.norm(e, axis=1, keepdims=True)))
     for tname, make in make_trackers(25.0)[0]:
+      if only and tname not in only:
+        continue
       trk = make()
       t0 = time.perf_counter()
       for boxes, scores, embs in seq:
@@ -459,7 +485,15 @@ def main():
                                                 'tracker_peers_cpu.json'))
   ap.add_argument('--sequences', default=','.join(SEQUENCES))
   ap.add_argument('--seed', type=int, default=0)
+  ap.add_argument('--seeds', default='', metavar='A-B',
+                  help='instead: every detector seed A..B x both re-ID qualities, summed '
+                       '(identity switches swing with the seed far more than HOTA); '
+                       'writes ..._seeds_cpu.json')
   ap.add_argument('--no-speed', action='store_true')
+  ap.add_argument('--speed-only', action='store_true',
+                  help='instead: only the random-walk speed runs (10 / 50 / 200 people) of '
+                       'every tracker, median of --repeats; writes ..._speed_cpu.json')
+  ap.add_argument('--repeats', type=int, default=3)
   ap.add_argument('--trackers', default='', help='comma-separated names (default: all)')
   ap.add_argument('--real', metavar='WORK', default='',
                   help='instead: the held-out real clips of WORK/pseudo_val (train_real.py)')
@@ -470,6 +504,32 @@ def main():
                                                                      '_real_cpu.json')
     report = run_real(a.real, only)
     report.update(command=f'python benchmarks/tracker_peers.py --real {a.real}',
+                  machine=f'{platform.machine()}, {os.cpu_count()} cores')
+    atomic.write_json(out, report, indent=1)
+    print(f'wrote {out}')
+    return
+  if a.speed_only:
+    out = a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json',
+                                                                     '_speed_cpu.json')
+    runs = [run_speed(only=only) for _ in range(a.repeats)]
+    median = {t: {n: float(np.median([r[t][n] for r in runs])) for n in runs[0][t]}
+              for t in runs[0]}
+    for t, v in median.items():
+      print(f'{t:22s} ' + ' / '.join(f'{v[n]:.2f}' for n in v) + ' ms per frame', flush=True)
+    atomic.write_json(out, dict(ms_per_frame_median=median, runs=runs, people=[10, 50, 200],
+                                command='python benchmarks/tracker_peers.py --speed-only',
+                                machine=f'{platform.machine()}, {os.cpu_count()} cores'),
+                      indent=1)
+    print(f'wrote {out}')
+    return
+  if a.seeds:
+    out = a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json',
+                                                                     '_seeds_cpu.json')
+    first, _, last = a.seeds.partition('-')
+    report = run_seeds(a.sequences.split(','), range(int(first), int(last or first) + 1),
+                       only)
+    report.update(command=f'python benchmarks/tracker_peers.py --seeds {a.seeds}' +
+                  (f" --trackers '{a.trackers}'" if a.trackers else ''),
                   machine=f'{platform.machine()}, {os.cpu_count()} cores')
     atomic.write_json(out, report, indent=1)
     print(f'wrote {out}')

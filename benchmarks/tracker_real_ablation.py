@@ -23,6 +23,11 @@ from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong
 VARIANTS = {
     "default (as shipped: the model's tracker settings, new_track_thresh=0.6)": {},
     "the authors' new_track_thresh (0.5)": dict(new_track_thresh=0.5),
+    "the authors' motion gate, chi2 0.95 (motion_gate=9.4877)":
+        dict(motion_gate=tracker_lib.CHI2_95_4DOF),
+    'without the overlap rule (tracked_keeps_overlap=False)': dict(tracked_keeps_overlap=False),
+    'neither (the tracker before session 10)': dict(motion_gate=tracker_lib.CHI2_95_4DOF,
+                                                    tracked_keeps_overlap=False),
     'IoU tie-breaker in stage 1 (iou_weight=0.3)': dict(iou_weight=0.3),
     'weak-detection pass (low_det_thresh=0.1)': dict(low_det_thresh=0.1),
     'coasting masks (--carry-masks)': {},

@@ -85,11 +85,13 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   fps = reader.fps / max(1, opts.every)
   # The linking tracker is pinned to the settings the committed model's pseudo-labels were
   # made with, not to the tracker's defaults: the later defaults (appearance gallery,
-  # re-identification after 15 lost frames) were chosen by scoring against these labels,
+  # re-identification after 15 lost frames, the chi2 0.99 motion gate, tracked tracks
+  # keeping overlapped detections) were chosen by scoring against these labels,
   # and ground truth that moved with the tracker under test would measure nothing.
   trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(
       det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0),
-      gallery_size=0, reid_after_lost=5))
+      gallery_size=0, reid_after_lost=5, motion_gate=tracker_lib.CHI2_95_4DOF,
+      tracked_keeps_overlap=False))
   frames: List[str] = []
   per_track: Dict[int, Dict[int, dict]] = {}
   seen: List[List[tuple]] = []          # per frame: (box, track id or 0) of every detection

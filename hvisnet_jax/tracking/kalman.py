@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 CHI2_95_4DOF = 9.4877      # gate on the squared Mahalanobis distance (4 degrees of freedom)
+CHI2_99_4DOF = 13.2767     # the same at 0.99
 
 
 class KalmanFilter:

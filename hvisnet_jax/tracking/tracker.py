@@ -4,13 +4,14 @@ Follows the authors' released tracker (FairMOT's JDETracker carrying a mask per 
 DESIGN.md section 3): embeddings L2-normalised and smoothed per track (EMA 0.9); stage 1
 matches tracked and lost tracks to detections by cosine distance, gated by the Kalman
 Mahalanobis distance (cost = inf above chi2_0.95(4) = 9.4877, else 0.98 * emb + 0.02 *
-maha), threshold 0.7; stage 2 matches the remaining tracked tracks by IoU distance
+maha; ours gates at chi2_0.99(4), see TrackerConfig.motion_gate), threshold 0.7; stage 2 matches the remaining tracked tracks by IoU distance
 (threshold 0.5); unconfirmed tracks by IoU distance 0.7; a new track needs score >= 0.5;
 a lost track is removed after `track_buffer * fps / 30` frames; duplicates between
 tracked and lost tracks (IoU distance < 0.15) keep the longer track. Additions of ours
 (see TrackerConfig): tracks lost for longer than `reid_after_lost` frames are
 re-identified by appearance alone; coasting through short misses; an appearance gallery
-beside the EMA feature.
+beside the EMA feature; a wider motion gate; a tracked track keeps a detection a lost
+track would take from it when its own predicted box overlaps that detection more.
 
 No jax or tensorflow imports: the tracker runs on the host beside the accelerator.
 """
@@ -22,8 +23,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from hvisnet_jax.tracking.kalman import (CHI2_95_4DOF, KalmanFilter,  # pylint: disable=unused-import
-                                         tlbr_to_xyah, xyah_to_tlbr)
+from hvisnet_jax.tracking.kalman import (CHI2_95_4DOF, CHI2_99_4DOF,  # pylint: disable=unused-import
+                                         KalmanFilter, tlbr_to_xyah, xyah_to_tlbr)
 from hvisnet_jax.tracking import matching
 from hvisnet_jax.tracking.matching import iou_matrix, linear_assignment
 
@@ -37,6 +38,20 @@ class TrackerConfig:
   iou_thresh: float = 0.5            # stage 2
   unconfirmed_iou_thresh: float = 0.7
   motion_weight: float = 0.02        # lambda of the fused cost: (1-l)*emb + l*maha
+  # Stage 1's gate on the squared Mahalanobis distance. The authors' (and DeepSORT's) is
+  # chi2_0.95(4) = 9.4877: by its own noise model it turns away 1 true match in 20, and
+  # far more when a detector's box is less steady than the filter assumes (a half-hidden
+  # person's box changes height from frame to frame). The turned-away detection is then
+  # free for a neighbour's track: most of the simulated identity switches began so. Ours
+  # is chi2_0.99(4) = 13.2767 (README, tracker section).
+  motion_gate: float = CHI2_99_4DOF
+  # Ours: after stage 1's assignment, a detection given to a lost track goes instead to a
+  # tracked track that got none, would accept it (cost under the same threshold) and
+  # whose predicted box overlaps it more than the lost track's does. Appearance alone
+  # hands a half-hidden person's detection (which carries the occluder's look) to the
+  # occluder's track when the occluder is missed; the person's own track, seen a frame
+  # ago, is where the detection is. (README, tracker section.)
+  tracked_keeps_overlap: bool = True
   # Optional, off by default: with iou_weight > 0, stage 1's assignment also counts
   # iou_weight x (1 - IoU(predicted box, detection)) for tracks lost at most
   # reid_after_lost frames, as a tie-breaker (which pairs may match is still decided by
@@ -238,8 +253,9 @@ class Tracker:
       # Only where the pair can match: inside the motion gate, or any detection for a
       # track re-identified by appearance alone. (All pairs would cost T x K x N products.)
       self._nearest_in_gallery(tracks, det_feats, cost, long_lost[:, None] |
-                               (maha <= CHI2_95_4DOF))
-    fused = matching.gated_fused_cost(cost, maha, self.config.motion_weight, CHI2_95_4DOF)
+                               (maha <= self.config.motion_gate))
+    fused = matching.gated_fused_cost(cost, maha, self.config.motion_weight,
+                                      self.config.motion_gate)
     if self.config.iou_weight:
       # A tie-breaker, not a gate: which pairs may match is still decided by the fused
       # cost against embedding_thresh (update() widens the threshold by iou_weight).
@@ -248,6 +264,31 @@ class Tracker:
                        fused + self.config.iou_weight * iou_dist, np.inf)
     by_appearance = np.where(cost <= self.config.reid_thresh, cost, np.inf)
     return np.where(long_lost[:, None], by_appearance, fused)
+
+  def _tracked_keeps_overlap(self, pool, dets, cost, matches, u_track):
+    """Stage 1's matches with detections moved from lost tracks to tracked tracks left
+    unmatched that accept them (cost <= the threshold) and whose predicted boxes overlap
+    them more (TrackerConfig.tracked_keeps_overlap). Returns (matches, unmatched tracks)."""
+    free = [i for i in u_track if pool[i].state == State.TRACKED]
+    to_lost = [k for k, (it, _) in enumerate(matches) if pool[it].state != State.TRACKED]
+    if not free or not to_lost:
+      return matches, u_track
+    thresh = self.config.embedding_thresh + self.config.iou_weight
+    matches = matches.copy()
+    free_boxes = np.stack([pool[i].tlbr for i in free])
+    for k in to_lost:
+      it, idet = matches[k]
+      box = dets[idet].box
+      iou = iou_matrix(free_boxes, [box])[:, 0]
+      iou[[cost[i, idet] > thresh for i in free]] = -1.0       # would not accept it
+      j = int(np.argmax(iou))
+      if iou[j] > iou_matrix([pool[it].tlbr], [box])[0, 0]:
+        matches[k, 0] = free[j]
+        free.pop(j)
+        free_boxes = np.delete(free_boxes, j, axis=0)
+        if not free:
+          break
+    return matches, np.setdiff1d(np.arange(len(pool)), matches[:, 0])
 
   def _nearest_in_gallery(self, tracks, det_feats, cost, candidates):
     """Lowers cost[t, n] (in place) to the mean distance from detection n to the 3 nearest
@@ -298,8 +339,10 @@ class Tracker:
 
     activated, refound, lost, removed = [], [], [], []
     # Stage 1: embeddings, gated by motion.
-    m, u_track, u_det = linear_assignment(self._embedding_cost(pool, dets),
-                                          cfg.embedding_thresh + cfg.iou_weight)
+    cost = self._embedding_cost(pool, dets)
+    m, u_track, u_det = linear_assignment(cost, cfg.embedding_thresh + cfg.iou_weight)
+    if cfg.tracked_keeps_overlap:
+      m, u_track = self._tracked_keeps_overlap(pool, dets, cost, m, u_track)
     for it, idet in m:
       t = pool[it]
       if t.state == State.TRACKED:

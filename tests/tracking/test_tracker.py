@@ -79,22 +79,60 @@ def test_no_swap_when_two_people_cross():
   assert len(a_ids) == 1 and len(b_ids) == 1 and a_ids != b_ids
 
 
+def _side_by_side(config, b_top=48.0, b_leaning=False, frames=8):
+  """a at [100, 50, 130, 130] and b standing half behind it, 12 px to the right, tracked
+  together for `frames` frames; b's embedding is its own, or (b_leaning) already leans to
+  a's, 0.6 a + 0.4 b. Returns the tracker, a's, b's and the leaning embedding, b's box
+  and the two track ids."""
+  rng = np.random.default_rng(1)
+  ea, eb = _emb(rng, 2)
+  leaning = 0.6 * ea + 0.4 * eb
+  leaning /= np.linalg.norm(leaning)
+  box_a, box_b = np.array([100., 50, 130, 130]), np.array([112., b_top, 142, 128])
+  t = tr.Tracker(config)
+  for _ in range(frames):
+    got = t.update(np.stack([box_a, box_b]), np.full(2, 0.9),
+                   np.stack([ea, leaning if b_leaning else eb]))
+  return t, ea, eb, leaning, box_b, got[0], got[1]
+
+
 @pytest.mark.parametrize('iou_weight,swaps', [(0.3, False), (0.0, True)])
 def test_half_hidden_person_keeps_its_identity_by_position(iou_weight, swaps):
   """Two people standing side by side, b half behind a. When a is missed, b's detection
   leans to a's appearance (the occluder fills much of its box); appearance alone gives it
   a's track (the authors' cost, the default), the optional IoU term keeps it with b (seen
   in the simulated seq_hotel)."""
-  rng = np.random.default_rng(1)
-  ea, eb = _emb(rng, 2)
-  box_a, box_b = np.array([100., 50, 130, 130]), np.array([112., 48, 142, 128])
-  t = tr.Tracker(tr.TrackerConfig(iou_weight=iou_weight))
-  for _ in range(6):
-    got = t.update(np.stack([box_a, box_b]), np.full(2, 0.9), np.stack([ea, eb]))
-  id_a, id_b = got[0], got[1]
+  t, ea, eb, _, box_b, id_a, id_b = _side_by_side(tr.TrackerConfig(iou_weight=iou_weight),
+                                                  frames=6)
   mixed = 0.55 * ea + 0.45 * eb
   got = t.update(box_b[None], np.full(1, 0.9), mixed[None] / np.linalg.norm(mixed))
   assert got[0] == (id_a if swaps else id_b)
+
+
+@pytest.mark.parametrize('gate,swaps', [(tr.CHI2_99_4DOF, False), (tr.CHI2_95_4DOF, True)])
+def test_wider_motion_gate_keeps_a_half_hidden_person_whose_box_grows(gate, swaps):
+  """b, half behind a, was detected shorter than a (its top hidden); when a is missed and
+  b shows its full height, the authors' chi2 0.95 gate turns b's own track away and the
+  detection (which looks partly like a) goes to a's track; the chi2 0.99 gate keeps it
+  with b (seen in the simulated seq_hotel)."""
+  t, _, _, leaning, _, id_a, id_b = _side_by_side(tr.TrackerConfig(motion_gate=gate),
+                                                  b_top=64.0, b_leaning=True)
+  got = t.update(np.array([[112., 48, 142, 128]]), np.full(1, 0.9), leaning[None])
+  assert got[0] == (id_a if swaps else id_b)
+
+
+@pytest.mark.parametrize('keep,swaps', [(True, False), (False, True)])
+def test_tracked_track_keeps_the_detection_it_overlaps_from_a_lost_one(keep, swaps):
+  """a is missed two frames running (its track is lost); b, half behind a, is detected
+  with an embedding leaning to a's. Appearance alone gives the detection to a's lost
+  track; with tracked_keeps_overlap b's track, seen a frame ago and whose predicted box
+  covers the detection, keeps it."""
+  t, _, eb, leaning, box_b, id_a, id_b = _side_by_side(
+      tr.TrackerConfig(tracked_keeps_overlap=keep))
+  assert t.update(box_b[None], np.full(1, 0.9), eb[None]) == {0: id_b}    # a missed
+  got = t.update(box_b[None], np.full(1, 0.9), leaning[None])
+  assert got[0] == (id_a if swaps else id_b)
+  assert [x.track_id for x in t.lost] == ([id_b] if swaps else [id_a])
 
 
 def test_new_identity_after_the_lost_buffer():
