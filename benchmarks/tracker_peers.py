@@ -375,12 +375,18 @@ def run_seeds(seqs, seeds, only=None):
       print(f'-- seed {seed}, re-ID {quality}', flush=True)
       results, _, _ = run_sequences(seqs, seed, noise, only)
       for tname, r in results.items():
-        runs.setdefault(tname, {})[f'{seed}/{quality}'] = {k: r['combined'][k] for k in keys}
+        runs.setdefault(tname, {})[f'{seed}/{quality}'] = dict(
+            {k: r['combined'][k] for k in keys},
+            per_sequence={n: {k: v[k] for k in keys} for n, v in r['per_sequence'].items()})
   summary = {}
   for tname, per in runs.items():
     summary[tname] = {k: (int(sum(v[k] for v in per.values())) if k == 'IDSW' else
                           float(np.mean([v[k] for v in per.values()]))) for k in keys}
     summary[tname]['IDSW_per_run'] = [int(v['IDSW']) for v in per.values()]
+    summary[tname]['IDSW_per_sequence'] = {
+        n: int(sum(v['per_sequence'][n]['IDSW'] for v in per.values())) for n in seqs}
+    summary[tname]['HOTA_per_sequence'] = {
+        n: float(np.mean([v['per_sequence'][n]['HOTA'] for v in per.values()])) for n in seqs}
     summary[tname]['uses_embeddings'] = results[tname]['uses_embeddings']
     c = summary[tname]
     print(f'{tname:22s} IDSW {c["IDSW"]} HOTA {100 * c["HOTA"]:.1f} AssA {100 * c["AssA"]:.1f} '
