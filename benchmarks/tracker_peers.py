@@ -2,6 +2,10 @@
 
   pip install -r benchmarks/requirements-peers.txt   # or: pip install -e .[peers]
   python benchmarks/tracker_peers.py --out benchmarks/results/tracker_peers_cpu.json
+  python benchmarks/tracker_peers.py --seeds 0-9 --trackers 'hvisnet-jax,boxmot DeepOcSort'
+      # the same over 10 detector seeds x 2 re-ID qualities: identity switches swing with
+      # the seed far more than HOTA does, so they are compared summed over runs
+  python benchmarks/tracker_peers.py --speed-only          # random walks, median of 3
 
 Input, identical for every tracker (seeded):
 - Real motion: the ETH (seq_eth, seq_hotel) and UCY (zara01) trajectories of
