@@ -5,9 +5,10 @@ DESIGN.md section 3): embeddings L2-normalised and smoothed per track (EMA 0.9);
 matches tracked and lost tracks to detections by cosine distance, gated by the Kalman
 Mahalanobis distance (cost = inf above chi2_0.95(4) = 9.4877, else 0.98 * emb + 0.02 *
 maha; ours gates at chi2_0.99(4), see TrackerConfig.motion_gate), threshold 0.7; stage 2
-matches the remaining tracked tracks by IoU distance (threshold 0.5); unconfirmed tracks by IoU distance 0.7; a new track needs score >= 0.5;
-a lost track is removed after `track_buffer * fps / 30` frames; duplicates between
-tracked and lost tracks (IoU distance < 0.15) keep the longer track. Additions of ours
+matches the remaining tracked tracks by IoU distance (threshold 0.5); unconfirmed tracks
+by IoU distance 0.7; a new track needs score >= 0.5; a lost track is removed after
+`track_buffer * fps / 30` frames; duplicates between tracked and lost tracks (IoU
+distance < 0.15) keep the longer track. Additions of ours
 (see TrackerConfig): tracks lost for longer than `reid_after_lost` frames are
 re-identified by appearance alone; coasting through short misses; an appearance gallery
 beside the EMA feature; a wider motion gate; a tracked track keeps a detection a lost
