@@ -203,13 +203,12 @@ class Ours:
   name, uses_embeddings = 'hvisnet-jax', True
 
   def __init__(self, fps, authors=False, settings=None):
-    # authors=True: the tracker as the authors released it (DESIGN.md section 3), without
-    # our coasting, appearance gallery, wider motion gate and overlap rule; re-identification by appearance alone stays,
-    # after 5 lost frames as when it was added (the default is now 15).
+    # authors=True: the tracker as the authors released it (DESIGN.md section 3): no
+    # coasting, and tracker_lib.AUTHORS_MATCHING (no gallery, wider gate or overlap rule;
+    # re-identification by appearance alone after 5 lost frames, as when it was added).
     # `settings`: a model's own tracker section (real clips: the built-in model's),
     # ignored by the authors' design.
-    kw = (dict(coast_seconds=0.0, gallery_size=0, reid_after_lost=5,
-               motion_gate=tracker_lib.CHI2_95_4DOF, tracked_keeps_overlap=False) if authors
+    kw = (dict(coast_seconds=0.0, **tracker_lib.AUTHORS_MATCHING) if authors
           else dict(settings or {}))
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
     if authors:

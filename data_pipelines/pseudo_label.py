@@ -90,8 +90,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   # and ground truth that moved with the tracker under test would measure nothing.
   trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(
       det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0),
-      gallery_size=0, reid_after_lost=5, motion_gate=tracker_lib.CHI2_95_4DOF,
-      tracked_keeps_overlap=False))
+      **tracker_lib.AUTHORS_MATCHING))
   frames: List[str] = []
   per_track: Dict[int, Dict[int, dict]] = {}
   seen: List[List[tuple]] = []          # per frame: (box, track id or 0) of every detection

@@ -121,6 +121,14 @@ class TrackerConfig:
     return int(round(self.coast_seconds * self.fps))
 
 
+# The authors' matching (DESIGN.md section 3), without our later changes to it: one EMA
+# feature, re-identification by appearance alone after 5 lost frames (as when it was
+# added), the chi2 0.95 gate, no overlap rule. pseudo-label's linking tracker is pinned to
+# it (the shipped labels were made with it) and the benchmarks' authors' rows use it.
+AUTHORS_MATCHING = dict(gallery_size=0, reid_after_lost=5, motion_gate=CHI2_95_4DOF,
+                        tracked_keeps_overlap=False)
+
+
 class State(enum.IntEnum):
   NEW = 0
   TRACKED = 1
