@@ -508,18 +508,38 @@ def main():
                   help='instead: the held-out real clips of WORK/pseudo_val (train_real.py)')
   a = ap.parse_args()
   only = [t for t in a.trackers.split(',') if t]
+  # Bad arguments stop here, before any tracker or model is built.
+  modes = [m for m, on in (('--real', a.real), ('--speed-only', a.speed_only),
+                           ('--seeds', a.seeds)) if on]
+  if len(modes) > 1:
+    ap.error(f'{" and ".join(modes)} each pick a different benchmark; give one')
+  if a.seeds:
+    first, _, last = a.seeds.partition('-')
+    if not (first.isdigit() and (not last or last.isdigit())) or int(last or first) < int(first):
+      ap.error(f'--seeds {a.seeds!r}: expected A-B with whole numbers A <= B (or one seed A)')
+    seeds = range(int(first), int(last or first) + 1)
+  if a.repeats < 1:
+    ap.error(f'--repeats {a.repeats}: expected at least 1')
+  installed = [n for n, _ in make_trackers(25.0)[0]]
+  unknown = sorted(set(only) - set(installed))
+  if unknown:
+    ap.error(f'--trackers: {unknown[0]!r} is not one of the installed trackers '
+             f'({", ".join(installed)})')
+  machine = f'{platform.machine()}, {os.cpu_count()} cores'
+
+  def out_path(suffix):
+    """--out if given, else the default file's name with `suffix` for this benchmark."""
+    return a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json', suffix)
+
   if a.real:
-    out = a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json',
-                                                                     '_real_cpu.json')
+    out = out_path('_real_cpu.json')
     report = run_real(a.real, only)
-    report.update(command=f'python benchmarks/tracker_peers.py --real {a.real}',
-                  machine=f'{platform.machine()}, {os.cpu_count()} cores')
+    report.update(command=f'python benchmarks/tracker_peers.py --real {a.real}', machine=machine)
     atomic.write_json(out, report, indent=1)
     print(f'wrote {out}')
     return
   if a.speed_only:
-    out = a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json',
-                                                                     '_speed_cpu.json')
+    out = out_path('_speed_cpu.json')
     runs = [run_speed(only=only) for _ in range(a.repeats)]
     median = {t: {n: float(np.median([r[t][n] for r in runs])) for n in runs[0][t]}
               for t in runs[0]}
@@ -527,19 +547,14 @@ def main():
       print(f'{t:22s} ' + ' / '.join(f'{v[n]:.2f}' for n in v) + ' ms per frame', flush=True)
     atomic.write_json(out, dict(ms_per_frame_median=median, runs=runs, people=[10, 50, 200],
                                 command='python benchmarks/tracker_peers.py --speed-only',
-                                machine=f'{platform.machine()}, {os.cpu_count()} cores'),
-                      indent=1)
+                                machine=machine), indent=1)
     print(f'wrote {out}')
     return
   if a.seeds:
-    out = a.out if a.out != ap.get_default('out') else a.out.replace('_cpu.json',
-                                                                     '_seeds_cpu.json')
-    first, _, last = a.seeds.partition('-')
-    report = run_seeds(a.sequences.split(','), range(int(first), int(last or first) + 1),
-                       only)
+    out = out_path('_seeds_cpu.json')
+    report = run_seeds(a.sequences.split(','), seeds, only)
     report.update(command=f'python benchmarks/tracker_peers.py --seeds {a.seeds}' +
-                  (f" --trackers '{a.trackers}'" if a.trackers else ''),
-                  machine=f'{platform.machine()}, {os.cpu_count()} cores')
+                  (f" --trackers '{a.trackers}'" if a.trackers else ''), machine=machine)
     atomic.write_json(out, report, indent=1)
     print(f'wrote {out}')
     return
@@ -559,7 +574,7 @@ def main():
       pass
   report = dict(sequences=stats, results=results, timing=timing, speed_ms_per_frame=speed,
                 not_run=missing, seed=a.seed, versions=versions,
-                machine=f'{platform.machine()}, {os.cpu_count()} cores',
+                machine=machine,
                 command='python benchmarks/tracker_peers.py')
   atomic.write_json(a.out, report, indent=1)
   print(f'wrote {a.out}')
