@@ -1,6 +1,7 @@
 """`hvisnet pseudo-label`: real footage in, teacher masks with tracked identities out.
 
-Per frame the teacher (data_pipelines/teacher.py) gives person boxes and masks; our
+Per frame the teacher (data_pipelines/yolo_teacher.py: YOLO-seg, optionally with BlazePose
+masks; or teacher.py: SSDLite + BlazePose) gives person boxes and masks; our
 tracker links them into identities. What the teacher's flicker needs, ours:
 - detections down to `low_thresh` feed the tracker, so a person whose score dips for a
   frame keeps its track (a low-score second chance; only scores >= 0.5 start a track);
@@ -33,6 +34,7 @@ from hvisnet_jax import atomic, evaluation
 from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 from data_pipelines import teacher as teacher_lib
+from data_pipelines import yolo_teacher
 
 
 IGNORE_ID = 10000                      # MOTS ignore regions (class evaluation.IGNORE)
@@ -43,7 +45,10 @@ class Options:
   every: int = 1                 # keep every n-th frame
   max_frames: int = 0            # per source, after `every`; 0 = all
   max_side: int = 960            # frames are downscaled so that the long side fits
-  tiles: int = 2                 # teacher tiling (0 = whole frame only)
+  teacher: str = 'yolov5s-seg'   # yolov5s-seg | yolov7-seg | ssdlite (data_pipelines/yolo_teacher.py)
+  teacher_size: int = 960        # YOLO letterbox long side (crowds need more than 640)
+  masks: str = 'yolo'            # YOLO teachers: yolo | blazepose | max
+  tiles: int = 2                 # ssdlite teacher tiling (0 = whole frame only)
   low_thresh: float = 0.3        # detections fed to the tracker
   ignore_thresh: float = 0.2     # detections left unlabelled above this become ignore regions
   new_track_thresh: float = 0.5
@@ -166,7 +171,7 @@ def _box_rle(box, height: int, width: int):
   return rle
 
 
-def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
+def assemble(out_dir: str, parts: Sequence[dict], teacher: str = '') -> dict:
   """annotations.json (YouTube-VIS) and mots/*.txt from the per-source parts; returns counts."""
   videos, anns = [], []
   mots_dir = os.path.join(out_dir, 'mots')
@@ -211,14 +216,29 @@ def assemble(out_dir: str, parts: Sequence[dict]) -> dict:
         seq.add(int(t), IGNORE_ID, region, class_id=evaluation.IGNORE)
     evaluation.write_mots_txt(os.path.join(mots_dir, f'{part["name"]}.txt'), seq)
   atomic.write_json(os.path.join(out_dir, 'annotations.json'), dict(
-      info=dict(description='hvisnet pseudo-labels (teacher: SSDLite-MobileNetV2 COCO boxes + '
-                            'BlazePose segmentation; identities by the hvisnet tracker)'),
+      info=dict(description=f'hvisnet pseudo-labels (teacher: {teacher or "see parts/"}; '
+                            'identities by the hvisnet tracker)'),
       videos=videos, annotations=anns, categories=[dict(id=1, name='person')]))
   people = [a for a in anns if not a['iscrowd']]
   return dict(videos=len(videos), tracks=len(people),
               ignore_regions=len(anns) - len(people),
               masks=sum(sum(s is not None for s in a['segmentations']) for a in people),
               frames=sum(v['length'] for v in videos))
+
+
+def make_teacher(opts: Options):
+  low = min(opts.low_thresh, opts.ignore_thresh)
+  if opts.teacher == 'ssdlite':
+    return yolo_teacher.make('ssdlite', tiles=opts.tiles, det_thresh=low)
+  return yolo_teacher.make(opts.teacher, size=opts.teacher_size, conf=low, mask_source=opts.masks)
+
+
+def describe(opts: Options) -> str:
+  if opts.teacher == 'ssdlite':
+    return 'SSDLite-MobileNetV2 COCO boxes + BlazePose segmentation'
+  masks = {'yolo': 'its own masks', 'blazepose': 'BlazePose segmentation per box',
+           'max': 'the per-pixel maximum of its masks and BlazePose\'s'}[opts.masks]
+  return f'{opts.teacher} (COCO) at {opts.teacher_size} px, {masks}'
 
 
 def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
@@ -246,8 +266,7 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
         parts.append(part)
         continue
     if teacher is None:
-      teacher = teacher_lib.Teacher(tiles=opts.tiles,
-                                    det_thresh=min(opts.low_thresh, opts.ignore_thresh))
+      teacher = make_teacher(opts)
     image_dir = os.path.join(out_dir, 'JPEGImages', name)
     shutil.rmtree(image_dir, ignore_errors=True)     # frames of an unfinished earlier run
     part = label_source(src, teacher, opts, image_dir, progress)
@@ -262,5 +281,5 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
     if p not in with_people:
       shutil.rmtree(os.path.join(out_dir, 'JPEGImages', p['name']), ignore_errors=True)
       log(f'{p["name"]}: no tracked person; left out of annotations.json')
-  stats.update(assemble(out_dir, with_people))
+  stats.update(assemble(out_dir, with_people, describe(opts)))
   return stats

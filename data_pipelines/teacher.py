@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from hvisnet_jax.interop.packaged_files import check_files
+from hvisnet_jax.interop.packaged_files import SSDLITE_TEACHER, check_files
 
 
 # --------------------------------------------------------------------------- inference
@@ -49,12 +49,11 @@ class Teacher:
   """SSDLite person boxes (+ tiles) and BlazePose segmentation per box, on RGB uint8 frames."""
 
   DET_SIZE = 300
-  SEG_SIZE = 256
 
   def __init__(self, directory: Optional[str] = None, tiles: int = 2, det_thresh: float = 0.4,
                nms_iou: float = 0.5, threads: Optional[int] = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    paths = check_files(directory)
+    paths = check_files(directory, SSDLITE_TEACHER)
     self.tiles, self.det_thresh, self.nms_iou = tiles, det_thresh, nms_iou
     graph_def = tf.compat.v1.GraphDef()
     with open(paths['detector'], 'rb') as f:
@@ -68,11 +67,7 @@ class Teacher:
     self._fetches = [self._graph.get_tensor_by_name(f'{n}:0') for n in
                      ('detection_boxes', 'detection_scores', 'detection_classes')]
     self._input = self._graph.get_tensor_by_name('image_tensor:0')
-    self._seg = _tflite_interpreter(paths['segmenter'], threads)
-    self._seg.allocate_tensors()
-    self._seg_in = self._seg.get_input_details()[0]['index']
-    out = {d['name']: d['index'] for d in self._seg.get_output_details()}
-    self._seg_out = out['Identity_2']
+    self.segmenter = BlazePoseSegmenter(paths['segmenter'], threads)
 
   # ------------------------------------------------------------------ boxes
 
@@ -111,7 +106,35 @@ class Teacher:
                       int).reshape(-1)
     return Detections(boxes[keep], scores[keep])
 
-  # ------------------------------------------------------------------ masks
+  def masks(self, rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+            thresh: float = 0.5) -> np.ndarray:
+    """Non-overlapping label map (H, W) int32: index into `boxes` per pixel, -1 for none."""
+    return paint(rgb.shape[:2], [self.segmenter.segment(rgb, b) for b in boxes], scores, thresh)
+
+  def __call__(self, rgb: np.ndarray):
+    """(Detections, label map) for one RGB uint8 frame."""
+    det = self.detect(rgb)
+    return det, self.masks(rgb, det.boxes, det.scores)
+
+  def segment(self, rgb: np.ndarray, box):
+    return self.segmenter.segment(rgb, box)
+
+  def close(self):
+    self._sess.close()
+
+
+class BlazePoseSegmenter:
+  """BlazePose's person segmentation in a square crop around a box (TFLite, TensorFlow-free
+  with ai-edge-litert)."""
+
+  SEG_SIZE = 256
+
+  def __init__(self, path: str, threads: Optional[int] = None):
+    self._seg = _tflite_interpreter(path, threads)
+    self._seg.allocate_tensors()
+    self._seg_in = self._seg.get_input_details()[0]['index']
+    out = {d['name']: d['index'] for d in self._seg.get_output_details()}
+    self._seg_out = out['Identity_2']
 
   def segment(self, rgb: np.ndarray, box) -> Tuple[np.ndarray, Tuple[int, int, int, int]]:
     """Person probability inside `box` (+10% margin): (prob (h, w) float32, window x0 y0 x1 y1)."""
@@ -128,9 +151,7 @@ class Teacher:
     self._seg.invoke()
     logits = self._seg.get_tensor(self._seg_out)[0, :, :, 0]
     prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
-    mx, my = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
-    wx0, wy0 = max(0, int(np.floor(x1 - mx))), max(0, int(np.floor(y1 - my)))
-    wx1, wy1 = min(W, int(np.ceil(x2 + mx))), min(H, int(np.ceil(y2 + my)))
+    wx0, wy0, wx1, wy1 = box_window(box, H, W)
     if wx1 <= wx0 or wy1 <= wy0:
       return np.zeros((0, 0), np.float32), (wx0, wy0, wx0, wy0)
     shifted = m.copy()
@@ -140,34 +161,33 @@ class Teacher:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return back, (wx0, wy0, wx1, wy1)
 
-  def masks(self, rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-            thresh: float = 0.5) -> np.ndarray:
-    """Non-overlapping label map (H, W) int32: index into `boxes` per pixel, -1 for none.
 
-    A pixel claimed by several people (probability >= thresh in each) goes to the most
-    confident; ties go to the higher detection score.
-    """
-    H, W = rgb.shape[:2]
-    best = np.full((H, W), thresh, np.float32)
-    label = np.full((H, W), -1, np.int32)
-    for i in np.argsort(-np.asarray(scores), kind='stable'):
-      prob, (x0, y0, x1, y1) = self.segment(rgb, boxes[i])
-      if prob.size == 0:
-        continue
-      region = best[y0:y1, x0:x1]
-      win = prob > region
-      win |= (prob >= thresh) & (prob == region) & (label[y0:y1, x0:x1] < 0)
-      region[win] = prob[win]
-      label[y0:y1, x0:x1][win] = i
-    return label
+def box_window(box, height: int, width: int, margin: float = 0.1):
+  """The box grown by `margin` of its size on each side, clipped to the frame (ints)."""
+  x1, y1, x2, y2 = [float(v) for v in box]
+  mx, my = margin * (x2 - x1), margin * (y2 - y1)
+  return (max(0, int(np.floor(x1 - mx))), max(0, int(np.floor(y1 - my))),
+          min(width, int(np.ceil(x2 + mx))), min(height, int(np.ceil(y2 + my))))
 
-  def __call__(self, rgb: np.ndarray):
-    """(Detections, label map) for one RGB uint8 frame."""
-    det = self.detect(rgb)
-    return det, self.masks(rgb, det.boxes, det.scores)
 
-  def close(self):
-    self._sess.close()
+def paint(shape, windows, scores, thresh: float = 0.5) -> np.ndarray:
+  """Non-overlapping label map (H, W) int32 from per-person probability windows.
+
+  windows[i] = (prob (h, w), (x0, y0, x1, y1)). A pixel claimed by several people
+  (probability >= thresh in each) goes to the most confident; ties go to the higher score.
+  """
+  best = np.full(shape, thresh, np.float32)
+  label = np.full(shape, -1, np.int32)
+  for i in np.argsort(-np.asarray(scores), kind='stable'):
+    prob, (x0, y0, x1, y1) = windows[i]
+    if prob.size == 0:
+      continue
+    region = best[y0:y1, x0:x1]
+    win = prob > region
+    win |= (prob >= thresh) & (prob == region) & (label[y0:y1, x0:x1] < 0)
+    region[win] = prob[win]
+    label[y0:y1, x0:x1][win] = i
+  return label
 
 
 def _tflite_interpreter(path: str, threads: Optional[int]):

@@ -196,12 +196,14 @@ def _teacher(args) -> int:
 
 def _pseudo_label(args) -> int:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  packaged_files.check_files()              # a clear message before TensorFlow loads
   import tqdm  # pylint: disable=g-import-not-at-top
-  from data_pipelines import pseudo_label  # pylint: disable=g-import-not-at-top  (tensorflow)
+  from data_pipelines import pseudo_label, yolo_teacher  # pylint: disable=g-import-not-at-top
+  # A clear message before any model loads.
+  packaged_files.check_files(names=yolo_teacher.required_files(args.teacher, args.masks))
   opts = pseudo_label.Options(every=args.every, max_frames=args.max_frames,
                               max_side=args.max_side, tiles=args.tiles,
-                              min_track_len=args.min_track_len)
+                              min_track_len=args.min_track_len, teacher=args.teacher,
+                              teacher_size=args.teacher_size, masks=args.masks)
   stats = pseudo_label.run(args.sources, args.out, opts,
                            progress=None if args.quiet else tqdm.tqdm)
   print(f'{stats["videos"]} videos, {stats["frames"]} frames, {stats["tracks"]} tracks, '
@@ -280,8 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
   q.add_argument('--every', type=int, default=1, help='keep every n-th frame')
   q.add_argument('--max-frames', type=int, default=0, help='per source (0 = all)')
   q.add_argument('--max-side', type=int, default=960, help='downscale frames to this long side')
-  q.add_argument('--tiles', type=int, default=2, help='teacher tile grid for small people '
-                 '(0 = whole frame only)')
+  q.add_argument('--teacher', choices=['yolov5s-seg', 'yolov7-seg', 'ssdlite'],
+                 default='yolov5s-seg', help='person detector: a COCO YOLO-seg, or SSDLite '
+                 '(boxes; masks by BlazePose)')
+  q.add_argument('--teacher-size', type=int, default=960,
+                 help='YOLO input long side (a multiple of 32; larger finds smaller people)')
+  q.add_argument('--masks', choices=['yolo', 'blazepose', 'max'], default='yolo',
+                 help="YOLO teachers: the network's masks, BlazePose's per box, or the "
+                 'per-pixel maximum of both')
+  q.add_argument('--tiles', type=int, default=2, help='ssdlite teacher tile grid for small '
+                 'people (0 = whole frame only)')
   q.add_argument('--min-track-len', type=int, default=3)
   q.add_argument('--quiet', action='store_true')
   q.set_defaults(func=_pseudo_label)

@@ -166,8 +166,10 @@ def load(path: str) -> Any:
       raise UnsafeCheckpointError(f'{path}: big-endian checkpoints are not supported')
     try:
       return _Unpickler(archive.read(pkl[0]), archive, prefix, path).load()
-    except UnsafeCheckpointError:
-      raise
+    except UnsafeCheckpointError as e:
+      if str(e).startswith(path):
+        raise
+      raise UnsafeCheckpointError(f'{path}: {e}') from None
     except Exception as e:  # a truncated or garbled pickle: say which file
       raise UnsafeCheckpointError(f'{path}: cannot read the checkpoint ({type(e).__name__}: {e})') \
           from None

@@ -124,7 +124,7 @@ def load_pretrained_backbone(mcfg, variables):
                      "backbone 'mobilenet_v2' is known")
   from hvisnet_jax.interop import convert_tf  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.interop import packaged_files
-  path = packaged_files.check_files()['detector']
+  path = packaged_files.check_files(names=('detector',))['detector']
   params, stats = convert_tf.mobilenet_v2_variables(path)
   out = {k: dict(v) for k, v in variables.items()}
   for coll, new in (('params', params), ('batch_stats', stats)):
