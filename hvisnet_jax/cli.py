@@ -287,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                  '(boxes; masks by BlazePose)')
   q.add_argument('--teacher-size', type=int, default=960,
                  help='YOLO input long side (a multiple of 32; larger finds smaller people)')
-  q.add_argument('--masks', choices=['yolo', 'blazepose', 'max'], default='yolo',
-                 help="YOLO teachers: the network's masks, BlazePose's per box, or the "
-                 'per-pixel maximum of both')
+  q.add_argument('--masks', choices=['yolo', 'blazepose', 'max', 'agree'], default='agree',
+                 help="YOLO teachers: the network's masks, BlazePose's per box, their "
+                 "per-pixel maximum, or BlazePose's where the two agree (IoU >= 0.6)")
   q.add_argument('--tiles', type=int, default=2, help='ssdlite teacher tile grid for small '
                  'people (0 = whole frame only)')
   q.add_argument('--min-track-len', type=int, default=3)

@@ -70,7 +70,8 @@ def train_config() -> ml_collections.ConfigDict:
       weight_decay=1e-4, warmup_steps=1000, warmup_factor=1e-3,
       decay_at=(8 / 12, 11 / 12), decay_factor=0.1, grad_clip=0.0, seed=0,
       log_every=50, checkpoint_every=1000, keep_checkpoints=3,
-      mesh_data=-1))         # devices on the data axis; -1 = all
+      mesh_data=-1,          # devices on the data axis; -1 = all
+      init_from=''))         # an export (folder or built-in name) to start from; '' = none
 
 
 def data_config() -> ml_collections.ConfigDict:

@@ -119,7 +119,7 @@ def use_cpu_devices(n: Optional[int] = None) -> None:
     logging.warning('could not split the CPU into %d devices: %s', n, e)
 
 
-def _overlay(base, loaded, source, path=()):
+def overlay(base, loaded, source, path=()):
   """`base` with every leaf present in `loaded` replaced, checking names and shapes."""
   if not isinstance(loaded, dict):
     if not hasattr(base, 'shape') or tuple(base.shape) != tuple(np.shape(loaded)):
@@ -132,7 +132,7 @@ def _overlay(base, loaded, source, path=()):
   for k, v in loaded.items():
     if k not in base:
       raise ValueError(f'{source}: {"/".join(path + (k,))} does not exist in the model config')
-    out[k] = _overlay(base[k], v, source, path + (k,))
+    out[k] = overlay(base[k], v, source, path + (k,))
   return out
 
 
@@ -172,7 +172,7 @@ class Predictor:
     # The shapes alone (no compile, no computation) are the template an export fills.
     base = jax.eval_shape(lambda: model_lib.init_variables(config.model, jax.random.PRNGKey(0)))
     loaded = export_lib.load_variables(os.path.join(directory, 'variables'))
-    variables = _overlay(base, loaded, directory)
+    variables = overlay(base, loaded, directory)
     missing = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(variables)
                if isinstance(v, jax.ShapeDtypeStruct)]
     if missing:
@@ -214,7 +214,7 @@ class Predictor:
     variables = model_lib.init_variables(config.model, jax.random.PRNGKey(seed))
     if variables_path:
       loaded = export_lib.load_variables(variables_path)
-      variables = _overlay(variables, loaded, variables_path)
+      variables = overlay(variables, loaded, variables_path)
     return cls(config, variables)
 
   @functools.partial(jax.jit, static_argnums=(0, 3))

@@ -101,6 +101,7 @@ def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
   k_model, k_extra = jax.random.split(rng)
   variables = model_lib.init_variables(config.model, k_model, image_hw)
   variables = load_pretrained_backbone(config.model, variables)
+  variables = load_initial_model(config.train, variables)
   params = {'model': variables['params'],
             'extra': losses_lib.init_extra_params(num_ids, config.model.identity.embedding_dim,
                                                   k_extra)}
@@ -135,6 +136,25 @@ def load_pretrained_backbone(mcfg, variables):
       raise ValueError(f'{path}: backbone weights do not fit the model ({bad[0]})')
     out[coll]['backbone'] = jax.tree.map(jnp.asarray, new)
   logging.info('backbone initialised from %s (%s)', source, path)
+  return out
+
+
+def load_initial_model(tcfg, variables):
+  """`train.init_from`: an export (a folder, or a built-in model's name such as 'real') whose
+  weights start training, e.g. to fine-tune the shipped model on new labels. Its model
+  config must match this one: every tensor is checked by name and shape."""
+  source = tcfg.get('init_from', '')
+  if not source:
+    return variables
+  from hvisnet_jax.inference import export as export_lib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+  directory = predictor.model_dir(source)
+  path = os.path.join(directory, 'variables')
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'train.init_from={source!r}: {directory} is not an exported model '
+                            '(no variables/)')
+  out = predictor.overlay(variables, export_lib.load_variables(path), directory)
+  logging.info('model initialised from %s', directory)
   return out
 
 

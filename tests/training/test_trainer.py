@@ -188,3 +188,22 @@ def test_checkpoints_of_the_old_layout_with_extra_still_restore(tmp_path, source
   assert int(got.step) == 3
   for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(state.params)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_an_export_starts_from_its_weights_and_refuses_another_architecture():
+  from hvisnet_jax.inference import predictor
+  export = predictor.Predictor.from_export('synthetic')
+  cfg = _config(init_from='synthetic')
+  cfg.model = export.config.model                    # the built-in synthetic model's shapes
+  state = train.create_train_state(cfg, jax.random.PRNGKey(1), num_ids=5, image_hw=(96, 128))
+  for x, y in zip(jax.tree.leaves(state.params['model']), jax.tree.leaves(export.variables['params'])):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  fresh = train.create_train_state(_config(), jax.random.PRNGKey(1), num_ids=5, image_hw=(96, 128))
+  assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(fresh.params['model']),
+                                                      jax.tree.leaves(export.variables['params'])))
+  cfg = _config(init_from='real')                    # a MobileNetV2 export into the tiny model
+  with pytest.raises(ValueError, match=r'models/real: .* (shape|does not exist)'):
+    train.create_train_state(cfg, jax.random.PRNGKey(1), num_ids=5, image_hw=(96, 128))
+  with pytest.raises(FileNotFoundError, match='not an exported model'):
+    train.create_train_state(_config(init_from='/nonexistent/export'), jax.random.PRNGKey(1),
+                             num_ids=5, image_hw=(96, 128))
