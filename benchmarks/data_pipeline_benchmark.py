@@ -1,4 +1,4 @@
-"""Dataset build time and training-pipeline throughput (issue #6), written as JSON.
+"""Dataset build time and training-pipeline throughput, written as JSON.
 
   python benchmarks/data_pipeline_benchmark.py --json benchmarks/results/data_pipeline_cpu.json
 
@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from data_pipelines import builders, pipeline  # noqa: E402
-from hvisnet_jax import atomic, config_defaults  # noqa: E402
+from hvisnet_jax import atomic, config_defaults, provenance  # noqa: E402
 from hvisnet_jax.synthetic import synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
                           splits={'train': 'test_coco.json'})
     res['pipeline']['coco_val2017_samples'] = throughput(coco, args.batch, args.batches, 3, 512,
                                                          (704, 704))
-  text = json.dumps(res, indent=2)
+  text = json.dumps(provenance.stamp(res), indent=2)
   print(text)
   if args.json:
     atomic.write_text(args.json, text + '\n')

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import people_benchmark  # pylint: disable=wrong-import-position
-from hvisnet_jax import atomic, evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
 from pycocotools import mask as mask_utils  # pylint: disable=wrong-import-position
 
 EDGES = ('top', 'bottom', 'left', 'right')
@@ -92,7 +92,7 @@ def main(argv=None):
   if a.json:
     out = evaluation.load_json(a.json) if os.path.exists(a.json) else {}
     out.setdefault('models', {})[a.model] = res
-    out.update(people_benchmark.provenance(argv))
+    out.update(provenance.record(argv))
     atomic.write_json(a.json, out, indent=1)
   return 0
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -35,7 +33,7 @@ from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hvisnet_jax import atomic, evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
 
 REAL = 'real'
 
@@ -226,18 +224,6 @@ SETS = {'coco': coco_set, 'ccp': ccp_set,
         'shtech': lambda sh, seg, ms: crowd_set(sh, 'crowd_shtech_b', seg, ms)}
 
 
-def provenance(argv):
-  import jax  # pylint: disable=g-import-not-at-top
-  commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.abspath(__file__)), check=False).stdout.strip()
-  cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')),
-             platform.processor()) if os.path.exists('/proc/cpuinfo') else platform.processor()
-  return dict(command='python ' + ' '.join(argv), commit=commit,
-              machine=dict(cpu=cpu, cores=os.cpu_count(), accelerator=jax.devices()[0].device_kind),
-              date=time.strftime('%Y-%m-%d'), versions=dict(jax=jax.__version__,
-                                                            python=platform.python_version()))
-
-
 def main(argv=None):
   argv = sys.argv if argv is None else argv
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -258,7 +244,7 @@ def main(argv=None):
       res[s]['min_score'] = a.min_score
       print(spec, s, json.dumps(res[s]), flush=True)
       if a.json:
-        out.update(provenance(argv))
+        out.update(provenance.record(argv))
         atomic.write_json(a.json, out)
   return 0
 

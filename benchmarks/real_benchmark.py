@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvisnet_jax import atomic, evaluation  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import bench
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import predictor as predictor_lib
@@ -234,7 +234,7 @@ def main():
     runs[section] = now
   result['sections_run'] = runs
   result['wall_s'] = time.perf_counter() - t0
-  atomic.write_json(a.json, result, indent=1)
+  atomic.write_json(a.json, provenance.stamp(result), indent=1)
 
 
 if __name__ == '__main__':

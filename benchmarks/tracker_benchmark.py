@@ -14,7 +14,7 @@ import argparse  # pylint: disable=wrong-import-position
 import json  # pylint: disable=wrong-import-position
 import platform  # pylint: disable=wrong-import-position
 
-from hvisnet_jax import atomic  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import bench  # pylint: disable=wrong-import-position
 
 
@@ -30,7 +30,7 @@ def main():
   result = dict(cores=1, host=platform.processor() or platform.machine(),
                 python=platform.python_version(), results=rows,
                 targets_ms={'10': 1.0, '50': 5.0})
-  atomic.write_json(a.out, result, indent=2)
+  atomic.write_json(a.out, provenance.stamp(result), indent=2)
   print(json.dumps(rows, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Our tracker against the trackers people use, on real pedestrian motion (issue 13).
+"""Our tracker against the trackers people use, on real pedestrian motion.
 
   pip install -r benchmarks/requirements-peers.txt   # or: pip install -e .[peers]
   python benchmarks/tracker_peers.py --out benchmarks/results/tracker_peers_cpu.json
@@ -64,7 +64,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from hvisnet_jax import atomic  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-position
 from hvisnet_jax import evaluation  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import extract  # pylint: disable=wrong-import-position
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
@@ -535,7 +535,7 @@ def main():
     out = out_path('_real_cpu.json')
     report = run_real(a.real, only)
     report.update(command=f'python benchmarks/tracker_peers.py --real {a.real}', machine=machine)
-    atomic.write_json(out, report, indent=1)
+    atomic.write_json(out, provenance.stamp(report), indent=1)
     print(f'wrote {out}')
     return
   if a.speed_only:
@@ -545,9 +545,9 @@ def main():
               for t in runs[0]}
     for t, v in median.items():
       print(f'{t:22s} ' + ' / '.join(f'{v[n]:.2f}' for n in v) + ' ms per frame', flush=True)
-    atomic.write_json(out, dict(ms_per_frame_median=median, runs=runs, people=[10, 50, 200],
-                                command='python benchmarks/tracker_peers.py --speed-only',
-                                machine=machine), indent=1)
+    atomic.write_json(out, provenance.stamp(dict(
+        ms_per_frame_median=median, runs=runs, people=[10, 50, 200],
+        command='python benchmarks/tracker_peers.py --speed-only', machine=machine)), indent=1)
     print(f'wrote {out}')
     return
   if a.seeds:
@@ -555,7 +555,7 @@ def main():
     report = run_seeds(a.sequences.split(','), seeds, only)
     report.update(command=f'python benchmarks/tracker_peers.py --seeds {a.seeds}' +
                   (f" --trackers '{a.trackers}'" if a.trackers else ''), machine=machine)
-    atomic.write_json(out, report, indent=1)
+    atomic.write_json(out, provenance.stamp(report), indent=1)
     print(f'wrote {out}')
     return
   results, timing = {}, {}
@@ -576,7 +576,7 @@ def main():
                 not_run=missing, seed=a.seed, versions=versions,
                 machine=machine,
                 command='python benchmarks/tracker_peers.py')
-  atomic.write_json(a.out, report, indent=1)
+  atomic.write_json(a.out, provenance.stamp(report), indent=1)
   print(f'wrote {a.out}')
 
 

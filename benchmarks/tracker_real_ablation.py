@@ -15,7 +15,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from hvisnet_jax import atomic, evaluation, video  # pylint: disable=wrong-import-position
+from hvisnet_jax import atomic, evaluation, provenance, video  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import track as app  # pylint: disable=wrong-import-position
 from hvisnet_jax.inference import predictor  # pylint: disable=wrong-import-position
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
@@ -26,7 +26,7 @@ VARIANTS = {
     "the authors' motion gate, chi2 0.95 (motion_gate=9.4877)":
         dict(motion_gate=tracker_lib.CHI2_95_4DOF),
     'without the overlap rule (tracked_keeps_overlap=False)': dict(tracked_keeps_overlap=False),
-    'neither (the tracker before session 10)': dict(motion_gate=tracker_lib.CHI2_95_4DOF,
+    'neither (motion_gate 9.49, tracked_keeps_overlap off)': dict(motion_gate=tracker_lib.CHI2_95_4DOF,
                                                     tracked_keeps_overlap=False),
     'IoU tie-breaker in stage 1 (iou_weight=0.3)': dict(iou_weight=0.3),
     'weak-detection pass (low_det_thresh=0.1)': dict(low_det_thresh=0.1),
@@ -73,9 +73,8 @@ def main():
                            per_sequence={s: {k: v[k] for k in keys}
                                          for s, v in m['per_sequence'].items()})
     print(variant, {k: round(m['combined'][k], 3) for k in keys}, flush=True)
-  atomic.write_json(a.json, dict(model=a.model, clips=sorted(gt), variants=report,
-                                 command='python benchmarks/tracker_real_ablation.py'),
-                    indent=1)
+  atomic.write_json(a.json, provenance.stamp(dict(model=a.model, clips=sorted(gt),
+                                                 variants=report)), indent=1)
 
 
 if __name__ == '__main__':

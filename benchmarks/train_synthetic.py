@@ -19,7 +19,7 @@ import time
 
 import jax
 
-from hvisnet_jax import atomic, config_defaults
+from hvisnet_jax import atomic, config_defaults, provenance
 from hvisnet_jax import main as main_lib
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.synthetic import heldout_eval as synthetic_eval
@@ -85,7 +85,7 @@ def main():
                                                   'min_visible_fraction')
                  if k in config.inference},
       **metrics)
-  atomic.write_json(a.out, result, indent=2)
+  atomic.write_json(a.out, provenance.stamp(result), indent=2)
   if a.export:
     pred.export(
         a.export, train_log=os.path.join(a.workdir, 'metrics.jsonl'))

@@ -14,6 +14,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from hvisnet_jax import provenance
+
 
 def _median_time(fn, warmup: int, runs: int, sync=lambda x: x) -> List[float]:
   for _ in range(warmup):
@@ -188,6 +190,7 @@ def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spe
               cpu_count=os.cpu_count(), host=platform.machine(),
               versions=dict(jax=jax.__version__, python=platform.python_version()),
               time=time.strftime('%Y-%m-%dT%H:%M:%S'))
+  meta = provenance.stamp(meta)
   results = []
   if what == 'inference':
     if framework in ('jax', 'both'):

@@ -1,4 +1,4 @@
-"""Careless-user input (issue 15): every case fails fast with one line, or the run says what
+"""Careless-user input: every case fails fast with one line, or the run says what
 it changed; no run leaves output that its own `eval` rejects, and runs never mix."""
 import json
 import os

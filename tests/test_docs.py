@@ -1,0 +1,105 @@
+"""The front page and docs/: links resolve, every `hvisnet` command shown parses, the README
+stays a front page, result files carry their provenance, and no development history."""
+import glob
+import json
+import os
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from conftest import REPO
+from hvisnet_jax import cli
+
+DOCS = [os.path.join(REPO, 'README.md')] + sorted(glob.glob(os.path.join(REPO, 'docs', '*.md')))
+LINK = re.compile(r'\]\(([^)\s]+)\)')
+HISTORY = r'session [0-9]|issue #?[0-9]+|previous commit|(this|last|earlier) session'
+PROVENANCE = ('command', 'commit', 'machine', 'date', 'versions')
+
+
+def _anchors(path):
+  """GitHub's heading anchors of a Markdown file."""
+  out = set()
+  for line in open(path, encoding='utf-8'):
+    if line.startswith('#'):
+      title = line.lstrip('#').strip().lower()
+      out.add(re.sub(r'[^\w\- ]', '', title).replace(' ', '-'))
+  return out
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=lambda p: os.path.relpath(p, REPO))
+def test_every_relative_link_resolves(doc):
+  bad = []
+  for target in LINK.findall(open(doc, encoding='utf-8').read()):
+    if re.match(r'[a-z]+://', target) or target.startswith('mailto:'):
+      continue
+    path, _, anchor = target.partition('#')
+    full = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+    if not os.path.exists(full):
+      bad.append(target)
+    elif anchor and full.endswith('.md') and anchor not in _anchors(full):
+      bad.append(target)
+  assert not bad, f'{os.path.relpath(doc, REPO)}: links that do not resolve: {bad}'
+
+
+def _commands(doc):
+  text = open(doc, encoding='utf-8').read()
+  for block in re.findall(r'```(?:bash|sh)?\n(.*?)```', text, re.S):
+    joined = block.replace('\\\n', ' ')
+    for line in joined.splitlines():
+      line = line.split('#', 1)[0].strip()
+      for part in re.split(r'&&|\|\|', line):
+        part = part.strip()
+        if part.startswith('hvisnet '):
+          yield part
+
+
+def test_every_hvisnet_command_shown_is_one_the_cli_accepts():
+  parser = cli.build_parser()
+  shown = [(os.path.relpath(d, REPO), c) for d in DOCS for c in _commands(d)]
+  assert len(shown) >= 10
+  for doc, command in shown:
+    argv = shlex.split(command)[1:]
+    if argv[0] == 'train':                        # absl flags, checked by the trainer itself
+      continue
+    try:
+      parser.parse_args(argv)
+    except SystemExit:
+      pytest.fail(f'{doc}: `{command}` is not accepted by the hvisnet CLI')
+
+
+def test_readme_is_a_front_page():
+  lines = open(os.path.join(REPO, 'README.md'), encoding='utf-8').read().splitlines()
+  assert len(lines) <= 250
+  text = '\n'.join(lines)
+  for needed in ('pip install -r requirements.txt', 'python -m pytest', '](docs/model-card.md)',
+                 'jax[cuda12]', 'jax[tpu]', '.png)'):
+    assert needed in text
+
+
+def test_every_result_file_records_how_it_was_made():
+  missing = {}
+  for path in sorted(glob.glob(os.path.join(REPO, 'benchmarks', 'results', '*.json'))):
+    data = json.load(open(path))
+    lack = [k for k in PROVENANCE if k not in data]
+    if lack:
+      missing[os.path.basename(path)] = lack
+  assert not missing, f'result files without provenance: {missing}'
+
+
+def test_no_development_history_in_the_tree():
+  files = subprocess.run(['git', 'ls-files'], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.split()
+  hits = []
+  for f in files:
+    path = os.path.join(REPO, f)
+    if not os.path.isfile(path) or f.endswith(('.png', '.mp4', '.ipynb')) or '/models/' in f:
+      continue
+    try:
+      text = open(path, encoding='utf-8').read()
+    except UnicodeDecodeError:
+      continue
+    hits += [f'{f}:{i}' for i, line in enumerate(text.splitlines(), 1)
+             if re.search(HISTORY, line, re.I)]
+  assert not hits, f'development history in: {hits[:10]}'
