@@ -15,6 +15,8 @@ import pytest
 from hvisnet_jax import cli, evaluation
 from hvisnet_jax import video
 from hvisnet_jax.apps import extract
+from hvisnet_jax.apps.commands import common as command_common
+from hvisnet_jax.apps.commands import track as track_command
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import export as export_lib
 from hvisnet_jax.inference import predictor
@@ -48,7 +50,7 @@ def no_model(monkeypatch):
   """Fails the test if a command builds a model: bad input must be caught before."""
   def build(*_):
     raise AssertionError('the model was built before the input was checked')
-  monkeypatch.setattr(cli, '_predictor', build)
+  monkeypatch.setattr(command_common, 'predictor', build)
 
 
 def test_frame_of_another_size_is_resized_and_the_output_evaluates(tmp_path, folder,
@@ -83,7 +85,7 @@ def test_truncated_video_says_how_far_it_read(tmp_path, shared_data, capsys):
   reader = video.FrameReader(str(cut))
   n = sum(1 for _ in reader)
   assert reader.stopped_early and reader.frame_count == 795 and reader.frames_seen == n < 100
-  cli._report_source_problems(str(cut), dict(
+  track_command.report_source_problems(str(cut), dict(
       stopped_early=True, frames_declared=reader.frame_count, frames_read=reader.frames_seen,
       failed_frames=reader.failed, resized_frames=[]))
   err = capsys.readouterr().err

@@ -1,0 +1,38 @@
+"""`hvisnet bench`: latency and throughput, JAX against PyTorch, training, tracker, pipeline."""
+from __future__ import annotations
+
+import json
+import os
+
+from hvisnet_jax import atomic
+from hvisnet_jax.apps.commands import common
+
+
+def add_parsers(sub) -> None:
+  b = sub.add_parser('bench', help='latency/throughput: JAX vs PyTorch, training, tracker')
+  b.add_argument('--what', choices=['inference', 'train', 'tracker', 'pipeline'],
+                 default='inference')
+  b.add_argument('--framework', choices=['jax', 'torch', 'both'], default='jax')
+  b.add_argument('--batch', type=int, default=1)
+  b.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32')
+  b.add_argument('--size', type=int, default=512)
+  b.add_argument('--config', default=common.DEFAULT_CONFIG)
+  b.add_argument('--warmup', type=int, default=3)
+  b.add_argument('--runs', type=int, default=10)
+  b.add_argument('--source', default=None, help='video for --what pipeline')
+  b.add_argument('--no-torch-compile', action='store_true')
+  b.add_argument('--json', default=None)
+  b.set_defaults(func=run)
+
+
+def run(args) -> int:
+  from hvisnet_jax.apps import bench  # pylint: disable=g-import-not-at-top
+  res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
+                  args.warmup, args.runs, source=args.source,
+                  compile_torch=not args.no_torch_compile)
+  text = json.dumps(res, indent=2)
+  print(text)
+  if args.json:
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    atomic.write_text(args.json, text)
+  return 0

@@ -1,0 +1,26 @@
+"""What several sub-commands share: the model a run uses, and the CPU-devices option."""
+from __future__ import annotations
+
+import os
+
+DEFAULT_CONFIG = 'hvisnet_dla34.py'          # found in configs/ or the installed package
+
+
+def predictor(args):
+  """--checkpoint DIR (an export, or a training workdir: its latest checkpoint) or --model
+  NAME (built in: real, the default, or synthetic)."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+  ckpt = getattr(args, 'checkpoint', None)
+  if ckpt and os.path.isdir(os.path.join(ckpt, 'checkpoints')):
+    from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as tmp:
+      trainer.export_workdir(ckpt, os.path.join(tmp, 'export'))
+      return predictor.Predictor.from_export(os.path.join(tmp, 'export'))
+  return predictor.Predictor.from_export(ckpt or getattr(args, 'model', None))
+
+
+def add_cpu_devices(parser) -> None:
+  parser.add_argument('--cpu-devices', type=int, default=None, metavar='N',
+                      help='on a CPU, run N frames side by side as N XLA devices (default: 2 '
+                           'where 2+ cores are free; 1 = one device). No effect on GPUs/TPUs')

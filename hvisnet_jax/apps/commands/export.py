@@ -1,0 +1,53 @@
+"""`hvisnet export` and `hvisnet convert-torch`: weights into the export layout."""
+from __future__ import annotations
+
+import os
+
+from hvisnet_jax.apps.commands import common
+
+
+def add_parsers(sub) -> None:
+  x2 = sub.add_parser('export', help='a training workdir\'s latest checkpoint -> an export '
+                      '(config.json + variables/) for track, demo and eval')
+  x2.add_argument('workdir')
+  x2.add_argument('--out', required=True)
+  x2.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
+                  help='storage dtype of the exported variables (bfloat16: half the size)')
+  x2.set_defaults(func=run_export)
+
+  c = sub.add_parser('convert-torch', help='import a PyTorch DLA-34 state_dict as Flax params')
+  c.add_argument('state_dict', help='.pth/.pt (needs torch) or .npz state_dict, ucbdrive/timm '
+                 'dla34 naming')
+  c.add_argument('--out', required=True, help='output orbax checkpoint directory')
+  c.add_argument('--config', default=common.DEFAULT_CONFIG, help='config file[:arg] giving the backbone')
+  c.set_defaults(func=run_convert_torch)
+
+
+def run_export(args) -> int:
+  from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  step = trainer.export_workdir(args.workdir, args.out, dtype=args.dtype)
+  print(f'exported step {step} of {args.workdir} to {os.path.abspath(args.out)}; use it with '
+        f'hvisnet track VIDEO --checkpoint {args.out}')
+  return 0
+
+
+def run_convert_torch(args) -> int:
+  from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import export as export_lib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.interop import convert_torch  # pylint: disable=g-import-not-at-top
+  cfg = config_defaults.load_config(args.config).model
+  sd = convert_torch.load_state_dict(args.state_dict)
+  try:
+    backbone = convert_torch.backbone_variables(sd, cfg.backbone.levels, cfg.backbone.channels)
+  except convert_torch.ConversionError as e:
+    raise convert_torch.ConversionError(f'{args.state_dict}: {e}') from None
+  variables = {col: {'backbone': backbone[col]} for col in ('params', 'batch_stats')}
+  export_lib.save_variables(args.out, variables)
+  n = sum(v.size for v in _leaves(backbone['params']))
+  print(f'wrote {n:,} backbone parameters from {args.state_dict} to {os.path.abspath(args.out)}')
+  return 0
+
+
+def _leaves(tree):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree.leaves(tree)
