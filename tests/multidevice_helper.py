@@ -20,6 +20,7 @@ from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top,w
 from hvisnet_jax.training import sharding
 from hvisnet_jax.synthetic import source as synthetic_source
 from hvisnet_jax.training import trainer as train
+from hvisnet_jax.training import checkpoints
 from hvisnet_jax.model import hvisnet as model_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +83,7 @@ def dump(workdir, out):
   src = source(cfg)
   state = train.create_train_state(cfg, jax.random.PRNGKey(0), src.num_ids, src.padded)
   mesh = sharding.make_mesh(-1)
-  state = train.restore_checkpoint(train.checkpoint_manager(workdir, cfg.train),
+  state = checkpoints.restore_checkpoint(checkpoints.checkpoint_manager(workdir, cfg.train),
                                    jax.device_put(state, sharding.replicated(mesh)),
                                    sharding.replicated(mesh))
   np.savez(out, step=int(state.step), devices=len(jax.devices()), **flat(state.params))
@@ -102,7 +103,7 @@ def multihost(coordinator, num_processes, process_id, workdir, steps, out, late_
   src = source(cfg)
   mesh = sharding.make_mesh(-1)
   init = train.create_train_state(cfg, jax.random.PRNGKey(0), src.num_ids, src.padded)
-  state = train.restore_checkpoint(train.checkpoint_manager(workdir, cfg.train),
+  state = checkpoints.restore_checkpoint(checkpoints.checkpoint_manager(workdir, cfg.train),
                                    jax.device_put(init, sharding.replicated(mesh)),
                                    sharding.replicated(mesh))
   params = flat(jax.tree.map(lambda x: x.addressable_data(0), state.params))

@@ -15,8 +15,8 @@ def test_everything_but_the_data_pipelines_imports_without_tensorflow():
       'import hvisnet_jax.model.hvisnet, hvisnet_jax.inference.predictor, hvisnet_jax.tracking.tracker, hvisnet_jax.apps.track\n'
       'import hvisnet_jax.apps.bench, hvisnet_jax.training.trainer, hvisnet_jax.evaluation, hvisnet_jax.cli\n'
       'import hvisnet_jax.apps.extract, hvisnet_jax.synthetic.source, hvisnet_jax.interop.torch_model\n'
-      'from hvisnet_jax.training import trainer as train\n'
-      'print(type(train.make_writer("/tmp")).__name__)\n')
+      'from hvisnet_jax.training import writers\n'
+      'print(type(writers.make_writer("/tmp")).__name__)\n')
   out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.strip() == '_FallbackWriter'      # clu's writers need TF: JSONL instead

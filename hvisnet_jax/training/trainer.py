@@ -9,7 +9,6 @@ checkpoint on disk is always one taken before any non-finite value.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -23,18 +22,16 @@ import ml_collections
 import numpy as np
 import optax
 
+from hvisnet_jax.training import checkpoints
 from hvisnet_jax.training import losses as losses_lib
-from hvisnet_jax import atomic
+from hvisnet_jax.training import optimizer as optimizer_lib
+from hvisnet_jax.training import writers
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.training import sharding as sharding_lib
 from hvisnet_jax.training import targets as targets_lib
 
 
 class NonFiniteLossError(RuntimeError):
-  pass
-
-
-class ConfigMismatchError(ValueError):
   pass
 
 
@@ -46,57 +43,6 @@ class TrainState:
   opt_state: Any
 
 
-def learning_rate_schedule(tcfg: ml_collections.ConfigDict):
-  """Linear warm-up from warmup_factor * lr, then x decay_factor at each decay_at fraction."""
-  boundaries = {int(f * tcfg.steps): tcfg.decay_factor for f in tcfg.decay_at}
-  decay = optax.piecewise_constant_schedule(tcfg.lr, boundaries)
-  warm = max(1, int(tcfg.warmup_steps))
-
-  def schedule(step):
-    frac = jnp.minimum(step / warm, 1.0)
-    return decay(step) * (tcfg.warmup_factor + (1 - tcfg.warmup_factor) * frac)
-  return schedule
-
-
-def _decay_mask(params):
-  """True where weight decay applies: everything except normalisation layers' parameters."""
-  def walk(node):
-    if isinstance(node, dict):
-      if 'scale' in node:                       # BatchNorm / GroupNorm: scale and bias
-        return {k: jax.tree.map(lambda _: False, v) for k, v in node.items()}
-      return {k: walk(v) for k, v in node.items()}
-    return True
-  return walk(params)
-
-
-def make_optimizer(tcfg: ml_collections.ConfigDict, mcfg: Optional[ml_collections.ConfigDict] = None):
-  """The optimizer over {'model', 'extra'} params; parameters the model config freezes
-  (model_lib.frozen_param_mask) get neither updates nor weight decay."""
-  tx, sched = _base_optimizer(tcfg)
-  if mcfg is None or mcfg.backbone.name != 'mobilenet_v2' or not mcfg.backbone.get('frozen_blocks', 0):
-    return tx, sched
-  def labels(params):
-    frozen = model_lib.frozen_param_mask(mcfg, params['model'])
-    return {'model': jax.tree.map(lambda f: 'frozen' if f else 'train', frozen),
-            'extra': jax.tree.map(lambda _: 'train', params['extra'])}
-  return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()}, labels), sched
-
-
-def _base_optimizer(tcfg: ml_collections.ConfigDict):
-  sched = learning_rate_schedule(tcfg)
-  chain = []
-  if tcfg.grad_clip > 0:
-    chain.append(optax.clip_by_global_norm(tcfg.grad_clip))
-  if tcfg.optimizer == 'sgd':
-    chain += [optax.add_decayed_weights(tcfg.weight_decay, mask=_decay_mask),
-              optax.sgd(sched, momentum=tcfg.momentum)]
-  elif tcfg.optimizer == 'adamw':
-    chain.append(optax.adamw(sched, weight_decay=tcfg.weight_decay, mask=_decay_mask))
-  else:
-    raise ValueError(f"train.optimizer must be 'sgd' or 'adamw', got {tcfg.optimizer!r}")
-  return optax.chain(*chain), sched
-
-
 def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
   k_model, k_extra = jax.random.split(rng)
   variables = model_lib.init_variables(config.model, k_model, image_hw)
@@ -105,7 +51,7 @@ def create_train_state(config, rng, num_ids: int, image_hw) -> TrainState:
   params = {'model': variables['params'],
             'extra': losses_lib.init_extra_params(num_ids, config.model.identity.embedding_dim,
                                                   k_extra)}
-  tx, _ = make_optimizer(config.train, config.model)
+  tx, _ = optimizer_lib.make_optimizer(config.train, config.model)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}),
                     opt_state=tx.init(params))
@@ -171,7 +117,7 @@ def jitted_train_step(config):
 
 def make_train_step(config):
   """A jittable (state, batch, key) -> (state, metrics) function."""
-  tx, sched = make_optimizer(config.train, config.model)
+  tx, sched = optimizer_lib.make_optimizer(config.train, config.model)
   mcfg, target_cfg = config.model, config.targets
   net = model_lib.HVISNet(mcfg, train=True)
 
@@ -227,174 +173,6 @@ class TrainingSource(Protocol):
     """The global batch, or this process's rows when `process_local` is True."""
 
 
-# --------------------------------------------------------------------------- writers
-
-class _FallbackWriter:
-  """Console + metrics.jsonl, for machines where clu's writers cannot import (no TF)."""
-
-  def __init__(self, workdir):
-    self.path = os.path.join(workdir, 'metrics.jsonl')
-
-  def write_scalars(self, step, scalars):
-    with open(self.path, 'a') as f:
-      f.write(json.dumps({'step': int(step), **{k: float(v) for k, v in scalars.items()}}) + '\n')
-    logging.info('step %d: %s', step, ', '.join(f'{k}={float(v):.4g}' for k, v in
-                                                 sorted(scalars.items())))
-
-  def write_hparams(self, hparams):
-    pass
-
-  def flush(self):
-    pass
-
-  def close(self):
-    pass
-
-
-def make_writer(workdir):
-  try:
-    from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    logging.warning('clu metric writers unavailable (%s); writing %s/metrics.jsonl', e, workdir)
-    return _FallbackWriter(workdir)
-  return metric_writers.MultiWriter([
-      metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0),
-      _FallbackWriter(workdir) if jax.process_index() == 0 else _NullWriter()])
-
-
-class _NullWriter(_FallbackWriter):
-  def __init__(self):  # pylint: disable=super-init-not-called
-    pass
-
-  def write_scalars(self, step, scalars):
-    pass
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-def _model_fingerprint(config) -> str:
-  return config.model.to_json(sort_keys=True)
-
-
-def check_workdir_config(config, workdir):
-  """Refuses a workdir whose checkpoints were written for another model config."""
-  path = os.path.join(workdir, 'config.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = ml_collections.ConfigDict(json.load(f))
-    if saved.model.to_json(sort_keys=True) != _model_fingerprint(config):
-      diffs = _diff(saved.model.to_dict(), config.model.to_dict())
-      raise ConfigMismatchError(
-          f'{workdir} holds checkpoints of another model config (differences: '
-          f'{"; ".join(diffs[:6])}); use a new --workdir or the same config')
-  os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:          # one writer on a shared workdir (multi-host)
-    atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
-
-
-class WorkdirBusyError(OSError):
-  """Another run holds the workdir (an OSError, like EBUSY)."""
-
-
-@contextlib.contextmanager
-def workdir_lock(workdir: str):
-  """Holds WORKDIR/.lock for one training run; a second run on the workdir stops at once.
-
-  The lock is an flock on the file, which the kernel releases when its holder exits in any
-  way (kill -9 included): a stale file is simply taken over. The file names the holder
-  (pid, host, start) for the second run's message. Local and NFS file systems only; on an
-  object store (gs://...) there is no lock and a warning says so. In a multi-process run
-  process 0 holds it for all.
-  """
-  if '://' in workdir or jax.process_index() != 0:
-    if '://' in workdir:
-      logging.warning('%s: no workdir lock on an object store; do not start two runs on it',
-                      workdir)
-    yield
-    return
-  import fcntl  # pylint: disable=g-import-not-at-top
-  import socket  # pylint: disable=g-import-not-at-top
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, '.lock')
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip() or 'unknown'
-      raise WorkdirBusyError(f'{workdir} is in use by another training run ({holder}); '
-                             'wait for it to finish, stop it, or choose another --workdir'
-                             ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f'pid {os.getpid()} on host {socket.gethostname()}, since '
-                  f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)
-    yield
-  finally:
-    os.close(fd)                        # releases the flock
-
-
-def _diff(a, b, prefix='model'):
-  out = []
-  for k in sorted(set(a) | set(b)):
-    if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-      out += _diff(a[k], b[k], f'{prefix}.{k}')
-    elif _norm(a.get(k)) != _norm(b.get(k)):
-      out.append(f'{prefix}.{k}: saved {a.get(k)!r}, now {b.get(k)!r}')
-  return out
-
-
-def _norm(v):
-  return list(v) if isinstance(v, (list, tuple)) else v
-
-
-def checkpoint_manager(workdir, tcfg):
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), 'checkpoints'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=tcfg.keep_checkpoints, create=True))
-
-
-def save_checkpoint(mngr, state: TrainState):
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  mngr.save(int(state.step), args=ocp.args.StandardSave(state))
-  mngr.wait_until_finished()
-
-
-def restore_checkpoint(mngr, state: TrainState, sharding=None) -> TrainState:
-  """Latest checkpoint into `state`'s structure, placed with `sharding` (any mesh size)."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  step = mngr.latest_step()
-  if step is None:
-    return state
-  def spec(x):
-    sh = sharding if sharding is not None else getattr(x, 'sharding', None)
-    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sh)
-  abstract = jax.tree.map(spec, state)
-  try:
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-  except (ValueError, KeyError) as e:
-    try:                                  # written before TrainState lost its empty `extra`
-      legacy = _LegacyTrainState(extra={}, **{f: getattr(abstract, f) for f in (
-          'step', 'params', 'batch_stats', 'opt_state')})
-      old = mngr.restore(step, args=ocp.args.StandardRestore(legacy))
-      return TrainState(step=old.step, params=old.params, batch_stats=old.batch_stats,
-                        opt_state=old.opt_state)
-    except (ValueError, KeyError):
-      pass
-    raise ConfigMismatchError(f'checkpoint at step {step} in {mngr.directory} does not fit this '
-                              f'config: {e}') from e
-
-
-@flax.struct.dataclass
-class _LegacyTrainState:
-  """The checkpoint layout up to 2026-11: TrainState with an (always empty) `extra`."""
-  step: jnp.ndarray
-  params: Any
-  batch_stats: Any
-  extra: Any
-  opt_state: Any
-
-
 def inference_variables(state: TrainState) -> Dict[str, Any]:
   """The HVISNet variables (no training-only parameters) for a Predictor."""
   return {'params': state.params['model'], 'batch_stats': state.batch_stats}
@@ -417,7 +195,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
   exported to WORKDIR/export (what `hvisnet track --checkpoint` and from_export read).
   One run at a time per workdir (`workdir_lock`).
   """
-  with workdir_lock(workdir):
+  with checkpoints.workdir_lock(workdir):
     return _train(config, workdir, source, stop_after, evaluators)
 
 
@@ -428,18 +206,18 @@ def _train(config, workdir, source, stop_after, evaluators):
   logging.info('training data-parallel on %d %s device(s), global batch %d', mesh.size,
                jax.devices()[0].platform, tcfg.batch_size)
   repl = sharding_lib.replicated(mesh)
-  check_workdir_config(config, workdir)
+  checkpoints.check_workdir_config(config, workdir)
   rng = jax.random.PRNGKey(tcfg.seed)
   state = create_train_state(config, rng, source.num_ids, source.padded)
   sharding_lib.align_processes('hvisnet_train_init')
   state = jax.device_put(state, repl)
   rng_repl = jax.device_put(rng, repl)
-  mngr = checkpoint_manager(workdir, tcfg)
-  state = restore_checkpoint(mngr, state, repl)
+  mngr = checkpoints.checkpoint_manager(workdir, tcfg)
+  state = checkpoints.restore_checkpoint(mngr, state, repl)
   start = int(state.step)
   if start:
     logging.info('resumed from step %d in %s', start, workdir)
-  writer = make_writer(workdir)
+  writer = writers.make_writer(workdir)
   step_fn = jitted_train_step(config)
   end = tcfg.steps if stop_after is None else min(tcfg.steps, start + stop_after)
   acc, t0 = [], time.perf_counter()
@@ -475,7 +253,7 @@ def _train(config, workdir, source, stop_after, evaluators):
       writer.write_scalars(step + 1, scalars)
       acc, t0 = [], time.perf_counter()
     if (step + 1) % tcfg.checkpoint_every == 0 or last:
-      save_checkpoint(mngr, state)
+      checkpoints.save_checkpoint(mngr, state)
     for name, every, fn in evaluators:
       if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
         scores = fn(_predictor(config, state))
@@ -512,7 +290,7 @@ def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
     raise FileNotFoundError(f'{workdir}: not a training workdir (no config.json)')
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  mngr = checkpoint_manager(workdir, config.train)
+  mngr = checkpoints.checkpoint_manager(workdir, config.train)
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f'{workdir}: no checkpoint in {mngr.directory}')
@@ -524,12 +302,12 @@ def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
     meta = getattr(meta, 'item_metadata', meta)
     num_ids = int(meta['params']['extra']['id_classifier']['kernel'].shape[1]) - 1
   except (KeyError, TypeError, AttributeError, ValueError, FileNotFoundError) as e:
-    raise ConfigMismatchError(f'{item}: not a checkpoint of the trainer ({e!r})') from None
+    raise checkpoints.ConfigMismatchError(f'{item}: not a checkpoint of the trainer ({e!r})') from None
   shapes_only = ml_collections.ConfigDict(config.to_dict())
   shapes_only.model.backbone.pretrained = ''        # the template needs shapes, not weights
   template = jax.eval_shape(lambda: create_train_state(shapes_only, jax.random.PRNGKey(0),
                                                        num_ids, (64, 64)))
-  state = restore_checkpoint(mngr, template)
+  state = checkpoints.restore_checkpoint(mngr, template)
   mngr.close()
   _predictor(config, state).export(out, dtype=dtype)
   return step

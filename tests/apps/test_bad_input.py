@@ -22,6 +22,7 @@ from hvisnet_jax.inference import export as export_lib
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.synthetic import synth
 from hvisnet_jax.training import trainer
+from hvisnet_jax.training import checkpoints
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -233,23 +234,23 @@ def test_unknown_config_key_is_one_line(tmp_path, capsys, flag, message):
 
 def test_workdir_lock_names_the_holder_and_a_dead_holder_is_taken_over(tmp_path):
   wd = str(tmp_path / 'wd')
-  with trainer.workdir_lock(wd):
-    with pytest.raises(trainer.WorkdirBusyError, match=f'pid {os.getpid()} on host'):
-      with trainer.workdir_lock(wd):
+  with checkpoints.workdir_lock(wd):
+    with pytest.raises(checkpoints.WorkdirBusyError, match=f'pid {os.getpid()} on host'):
+      with checkpoints.workdir_lock(wd):
         pass
   holder = subprocess.Popen(
-      [sys.executable, '-c', 'import sys, time; from hvisnet_jax.training import trainer\n'
-       'with trainer.workdir_lock(sys.argv[1]):\n  print("held", flush=True); time.sleep(600)',
+      [sys.executable, '-c', 'import sys, time; from hvisnet_jax.training import checkpoints\n'
+       'with checkpoints.workdir_lock(sys.argv[1]):\n  print("held", flush=True); time.sleep(600)',
        wd], stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == 'held'
-    with pytest.raises(trainer.WorkdirBusyError, match=f'pid {holder.pid} '):
-      with trainer.workdir_lock(wd):
+    with pytest.raises(checkpoints.WorkdirBusyError, match=f'pid {holder.pid} '):
+      with checkpoints.workdir_lock(wd):
         pass
   finally:
     holder.kill()                           # kill -9: its lock file stays behind, stale
     holder.wait()
-  with trainer.workdir_lock(wd):            # taken over
+  with checkpoints.workdir_lock(wd):            # taken over
     assert f'pid {os.getpid()} ' in open(os.path.join(wd, '.lock')).read()
 
 

@@ -11,6 +11,7 @@ import pytest
 from hvisnet_jax import config_defaults
 from hvisnet_jax.synthetic import source as synthetic_source
 from hvisnet_jax.training import trainer as train
+from hvisnet_jax.training import checkpoints
 from conftest import REPO
 
 
@@ -99,11 +100,11 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, source):
                 checkpoint_every=2, log_every=2)
   with pytest.raises(train.NonFiniteLossError, match='non-finite loss or gradient at step'):
     train.train_and_evaluate(cfg, str(tmp_path), source=source)
-  mngr = train.checkpoint_manager(str(tmp_path), cfg.train)
+  mngr = checkpoints.checkpoint_manager(str(tmp_path), cfg.train)
   last = mngr.latest_step()
   if last is not None:
     state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
-    state = train.restore_checkpoint(mngr, state)
+    state = checkpoints.restore_checkpoint(mngr, state)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
 
 
@@ -112,7 +113,7 @@ def test_workdir_of_another_config_is_refused(tmp_path, source):
   train.train_and_evaluate(cfg, str(tmp_path), source=source, stop_after=1)
   other = _config(steps=8)
   other.model.fpn_channels = 16
-  with pytest.raises(train.ConfigMismatchError, match=r'model.fpn_channels: saved 32, now 16'):
+  with pytest.raises(checkpoints.ConfigMismatchError, match=r'model.fpn_channels: saved 32, now 16'):
     train.train_and_evaluate(other, str(tmp_path), source=source)
 
 
@@ -177,13 +178,13 @@ def test_checkpoints_of_the_old_layout_with_extra_still_restore(tmp_path, source
   cfg = _config()
   state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
   state = state.replace(step=np.int32(3))
-  old = train._LegacyTrainState(step=state.step, params=state.params,  # pylint: disable=protected-access
+  old = checkpoints._LegacyTrainState(step=state.step, params=state.params,  # pylint: disable=protected-access
                                 batch_stats=state.batch_stats, extra={},
                                 opt_state=state.opt_state)
-  mngr = train.checkpoint_manager(str(tmp_path), cfg.train)
-  train.save_checkpoint(mngr, old)
+  mngr = checkpoints.checkpoint_manager(str(tmp_path), cfg.train)
+  checkpoints.save_checkpoint(mngr, old)
   fresh = train.create_train_state(cfg, jax.random.PRNGKey(1), source.num_ids, source.padded)
-  got = train.restore_checkpoint(mngr, fresh)
+  got = checkpoints.restore_checkpoint(mngr, fresh)
   mngr.close()
   assert int(got.step) == 3
   for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(state.params)):
