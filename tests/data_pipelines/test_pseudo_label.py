@@ -1,0 +1,79 @@
+"""`hvisnet pseudo-label`: YouTube-VIS + MOTS out, resumable, nothing half-written; inputs checked first."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+
+def test_pseudo_label_writes_ytvis_that_build_dataset_reads_and_resumes(
+    tmp_path, shared_data, ssdlite_teacher, monkeypatch):
+  from data_pipelines import builders, pseudo_label, records
+  src = os.path.join(shared_data, 'real', 'clips', 'mmaction2_basketball_gym.mp4')
+  empty = tmp_path / 'empty_room'
+  empty.mkdir()
+  for i in range(4):                          # a clip without people: skipped and counted
+    cv2.imwrite(str(empty / f'{i:03d}.jpg'), np.full((64, 80, 3), 200, np.uint8))
+  out = str(tmp_path / 'pl')
+  opts = pseudo_label.Options(every=2, max_frames=6, min_track_len=2)
+
+  # Interrupted in the middle of the first source: nothing that looks finished is left.
+  calls = {'n': 0}
+  real_detect = ssdlite_teacher.detect
+  def failing(rgb):
+    calls['n'] += 1
+    if calls['n'] == 3:
+      raise KeyboardInterrupt
+    return real_detect(rgb)
+  monkeypatch.setattr(ssdlite_teacher, 'detect', failing)
+  with pytest.raises(KeyboardInterrupt):
+    pseudo_label.run([src, str(empty)], out, opts, teacher=ssdlite_teacher)
+  assert not os.path.exists(os.path.join(out, 'annotations.json'))
+  assert not os.listdir(os.path.join(out, 'parts'))
+  monkeypatch.setattr(ssdlite_teacher, 'detect', real_detect)
+
+  stats = pseudo_label.run([src, str(empty)], out, opts, teacher=ssdlite_teacher)
+  assert stats['videos'] == 1 and stats['without_people'] == 1 and stats['labelled'] == 2
+  assert stats['tracks'] >= 2                 # two players in the gym
+  gt = json.load(open(os.path.join(out, 'annotations.json')))
+  v = gt['videos'][0]
+  assert v['length'] == 6 and v['name'] == 'mmaction2_basketball_gym'
+  people = [a for a in gt['annotations'] if not a['iscrowd']]
+  for ann in gt['annotations']:
+    assert len(ann['segmentations']) == 6
+  for ann in people:
+    assert sum(s is not None for s in ann['segmentations']) >= 2
+  # masks of one frame never overlap, and the MOTS file says the same
+  from pycocotools import mask as mask_utils
+  for t in range(6):
+    segs = [a['segmentations'][t] for a in people if a['segmentations'][t]]
+    if len(segs) > 1:
+      m = mask_utils.decode(segs).astype(int).sum(-1)
+      assert m.max() == 1
+  lines = open(os.path.join(out, 'mots', 'mmaction2_basketball_gym.txt')).read().splitlines()
+  person_lines = [l for l in lines if l.split()[2] == '2']
+  assert len(person_lines) == sum(sum(s is not None for s in a['segmentations']) for a in people)
+  assert all(l.split()[2] == '10' and l.split()[1] == '10000' for l in lines
+             if l not in person_lines)
+  recs = list(records.ytvis_records(os.path.join(out, 'annotations.json')))
+  assert len(recs) == 1 and len(recs[0].frames) == 6
+
+  # A rerun labels nothing again.
+  monkeypatch.setattr(ssdlite_teacher, 'detect', lambda rgb: pytest.fail('relabelled a finished source'))
+  again = pseudo_label.run([src, str(empty)], out, opts, teacher=ssdlite_teacher)
+  assert again['done_before'] == 2 and again['labelled'] == 0
+  b = builders.build('ytvis', out, str(tmp_path / 'tfds'))
+  assert b.info.splits['train'].num_examples == 1
+
+
+def test_pseudo_label_checks_sources_first(tmp_path):
+  from data_pipelines import pseudo_label
+  with pytest.raises(FileNotFoundError, match='nope.mp4'):
+    pseudo_label.run(['nope.mp4'], str(tmp_path / 'o'), pseudo_label.Options(), teacher=object())
+  a, b = tmp_path / 'x' / 'JPEGImages', tmp_path / 'y'
+  a.mkdir(parents=True)
+  (b / 'x').mkdir(parents=True)
+  with pytest.raises(ValueError, match="share the name 'x'"):
+    pseudo_label.run([str(a), str(b / 'x')], str(tmp_path / 'o'), pseudo_label.Options(),
+                     teacher=object())
