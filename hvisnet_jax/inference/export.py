@@ -9,9 +9,18 @@ import numpy as np
 
 
 def save_variables(path: str, variables: Dict[str, Any]) -> None:
-  """Writes variables as an orbax checkpoint directory (written to a temp dir, then renamed)."""
+  """Writes variables as an orbax checkpoint directory (written to a temp dir, then renamed).
+
+  `path` must be new, empty or an earlier orbax checkpoint (replaced); anything else is
+  refused rather than deleted.
+  """
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   path = os.path.abspath(path)
+  if os.path.lexists(path) and not (
+      os.path.isdir(path) and not os.path.islink(path) and
+      (not os.listdir(path) or {'_CHECKPOINT_METADATA', '_METADATA'} & set(os.listdir(path)))):
+    raise FileExistsError(f'{path}: exists and is not an orbax checkpoint; choose another '
+                          'output path or empty this one')
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(path, jax.tree.map(np.asarray, variables), force=True)
     ckptr.wait_until_finished()

@@ -45,6 +45,15 @@ def model_dir(name_or_dir: Optional[str] = None) -> str:
   return name_or_dir
 
 
+def _replaceable_export(path: str) -> bool:
+  """An empty folder, or one an export wrote (config.json + variables/ [+ train_log.jsonl])."""
+  if not os.path.isdir(path) or os.path.islink(path):
+    return False
+  entries = set(os.listdir(path))
+  return not entries or ('config.json' in entries and
+                         entries <= {'config.json', 'variables', 'train_log.jsonl'})
+
+
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
 
 
@@ -181,25 +190,42 @@ class Predictor:
     return cls(config, variables)
 
   def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
-    """Writes config.json + variables/ (what from_export reads), atomically.
+    """Writes config.json + variables/ (what from_export reads), whole or not at all.
 
-    dtype 'bfloat16' halves the files (from_export casts back to float32).
+    dtype 'bfloat16' halves the files (from_export casts back to float32). `directory`
+    must be new, empty or an earlier export, which is replaced whole; a folder holding
+    anything else is refused, and nothing this call did not write is deleted.
     """
     import shutil  # pylint: disable=g-import-not-at-top
-    tmp = directory.rstrip('/') + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    variables = self.variables
-    if dtype != 'float32':
-      variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
-                               if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
-    export_lib.save_variables(os.path.join(tmp, 'variables'), variables)
-    with open(os.path.join(tmp, 'config.json'), 'w') as f:
-      f.write(self.config.to_json(indent=2, sort_keys=True))
-    if train_log:
-      shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(tmp, directory)
+    import tempfile  # pylint: disable=g-import-not-at-top
+    directory = os.path.abspath(directory)
+    if os.path.lexists(directory) and not _replaceable_export(directory):
+      raise FileExistsError(
+          f'{directory}: exists and is not an hvisnet export (an export holds only config.json, '
+          'variables/ and train_log.jsonl); choose another output folder or empty this one')
+    parent, name = os.path.split(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.partial-')
+    try:
+      variables = self.variables
+      if dtype != 'float32':
+        variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
+                                 if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
+      export_lib.save_variables(os.path.join(tmp, 'variables'), variables)
+      with open(os.path.join(tmp, 'config.json'), 'w') as f:
+        f.write(self.config.to_json(indent=2, sort_keys=True))
+      if train_log:
+        shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
+      old = None
+      if os.path.lexists(directory):       # an earlier export (checked above): set it aside
+        old = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.old-')
+        os.replace(directory, os.path.join(old, name))
+      os.replace(tmp, directory)
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
+    if old:
+      shutil.rmtree(old, ignore_errors=True)
 
   @classmethod
   def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):

@@ -224,3 +224,26 @@ def test_two_cpu_devices_give_the_one_device_outputs(tmp_path):
   np.testing.assert_array_equal(z['all/label_map'], z['one/label_map'])
   assert int(z['all/frames']) == int(z['one/frames']) == 5
   assert str(z['all/tracks']) == str(z['one/tracks']) and len(str(z['all/tracks'])) > 100
+
+
+def test_export_replaces_only_an_earlier_export_and_never_deletes_other_files(
+    tmp_path, tiny_variables):
+  from hvisnet_jax.inference import export as export_lib
+  pred = predictor.Predictor(tiny_config(), tiny_variables)
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'notes.txt').write_text('keep')
+  with pytest.raises(FileExistsError, match='mine: exists and is not an hvisnet export'):
+    pred.export(str(mine))
+  with pytest.raises(FileExistsError, match='mine: exists and is not an orbax checkpoint'):
+    export_lib.save_variables(str(mine), tiny_variables)
+  (tmp_path / 'a_file').write_text('x')
+  with pytest.raises(FileExistsError, match='a_file: exists'):
+    pred.export(str(tmp_path / 'a_file'))
+  assert (mine / 'notes.txt').read_text() == 'keep'
+  out = tmp_path / 'ex'
+  pred.export(str(out))
+  pred.export(str(out), dtype='bfloat16')              # an earlier export is replaced whole
+  assert sorted(os.listdir(out)) == ['config.json', 'variables']
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'ex', 'mine']   # no temporary left
+  predictor.Predictor.from_export(str(out))

@@ -170,6 +170,10 @@ def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, caps
     assert cli.main(['track', str(clip), '--out', str(out), '--checkpoint', str(ckpt),
                      '--quiet']) == 0
     assert (out / 'tracks.txt').is_file()
+  # A workdir is not an export: exporting onto it is refused, its checkpoints stay.
+  assert cli.main(['export', str(wd), '--out', str(wd)]) == 2
+  assert 'not an hvisnet export' in capsys.readouterr().err
+  assert (wd / 'checkpoints').is_dir() and (wd / 'metrics.jsonl').is_file()
   assert cli.main(['export', str(tmp_path / 'nope'), '--out', str(tmp_path / 'x')]) == 2
   assert 'not a training workdir' in capsys.readouterr().err
 
