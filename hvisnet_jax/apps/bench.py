@@ -89,7 +89,11 @@ def bench_jax_inference(config, batch, size, dtype, warmup, runs) -> Dict:
 
 
 def bench_torch_inference(config, batch, size, dtype, warmup, runs, compiled: bool) -> Dict:
-  import torch  # pylint: disable=g-import-not-at-top
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ValueError('--framework torch needs PyTorch, which hvisnet does not install: '
+                     'pip install torch==2.13.0 (CPU) or a CUDA build from pytorch.org') from None
   from hvisnet_jax.interop import torch_model  # pylint: disable=g-import-not-at-top
   dev = 'cuda' if torch.cuda.is_available() else 'cpu'
   tdt = torch.bfloat16 if dtype == 'bfloat16' else torch.float32

@@ -276,3 +276,38 @@ def test_cpu_devices_below_one_is_one_line(folder, no_model, tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert err == 'hvisnet track: error: --cpu-devices must be at least 1, got 0'
   assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('argv', [
+    ['demo', '--frames', '0'],
+    ['bench', '--batch', '0'],
+    ['synth', '--out', 'never_written', '--videos', '-1'],
+    ['pseudo-label', 'x.mp4', '--out', 'never_written', '--every', '0'],
+    ['train', '--config=configs/hvisnet_tiny.py', '--workdir=never_written',
+     '--config.train.batch_size=0'],
+    ['train', '--config=configs/hvisnet_tiny.py', '--workdir=never_written',
+     '--config.train.steps=-5'],
+], ids=lambda a: ' '.join(a[:1] + a[-1:]))
+def test_counts_below_one_are_refused_in_one_line(argv, tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(REPO)
+  try:
+    rc = cli.main(argv)
+  except SystemExit as e:                    # argparse's own error exit
+    rc = e.code
+  err = capsys.readouterr().err
+  assert rc == 2 and 'expected a whole number >= 1' in err and 'Traceback' not in err
+  assert not os.path.exists(os.path.join(REPO, 'never_written'))
+
+
+def test_a_built_in_name_that_is_also_a_folder_is_refused(tmp_path, folder, monkeypatch, capsys):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / 'synthetic').mkdir()
+  assert cli.main(['track', str(folder), '--out', 'o', '--checkpoint', 'synthetic']) == 2
+  assert "both a built-in model and a folder here; pass ./synthetic" in capsys.readouterr().err
+
+
+def test_bench_with_torch_missing_names_the_install_command(monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, 'torch', None)           # import torch -> ImportError
+  assert cli.main(['bench', '--framework', 'torch', '--config', 'hvisnet_tiny.py',
+                   '--size', '64', '--runs', '1', '--warmup', '0']) == 2
+  assert 'pip install torch==2.13.0' in capsys.readouterr().err

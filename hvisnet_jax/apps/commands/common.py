@@ -1,6 +1,7 @@
 """What several sub-commands share: the model a run uses, and the CPU-devices option."""
 from __future__ import annotations
 
+import argparse
 import os
 
 DEFAULT_CONFIG = 'hvisnet_dla34.py'          # found in configs/ or the installed package
@@ -12,6 +13,9 @@ def predictor(args):
   import tempfile  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   ckpt = getattr(args, 'checkpoint', None)
+  if ckpt in predictor.BUILT_IN_MODELS and os.path.exists(ckpt):
+    raise ValueError(f'--checkpoint {ckpt}: both a built-in model and a folder here; pass '
+                     f'./{ckpt} for the folder or --model {ckpt} for the built-in model')
   if ckpt and os.path.isdir(os.path.join(ckpt, 'checkpoints')):
     from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
     with tempfile.TemporaryDirectory() as tmp:
@@ -24,3 +28,14 @@ def add_cpu_devices(parser) -> None:
   parser.add_argument('--cpu-devices', type=int, default=None, metavar='N',
                       help='on a CPU, run N frames side by side as N XLA devices (default: 2 '
                            'where 2+ cores are free; 1 = one device). No effect on GPUs/TPUs')
+
+
+def positive_int(text: str) -> int:
+  """argparse type: a whole number >= 1."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {text!r}') from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {value}')
+  return value

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 
+from hvisnet_jax.apps.commands import common
+
 
 def add_parsers(sub) -> None:
   y = sub.add_parser('synth', help='render synthetic human videos with exact ground truth')
   y.add_argument('--out', required=True)
-  y.add_argument('--videos', type=int, default=4)
-  y.add_argument('--frames', type=int, default=40)
+  y.add_argument('--videos', type=common.positive_int, default=4)
+  y.add_argument('--frames', type=common.positive_int, default=40)
   y.add_argument('--size', default='256x320', help='HxW')
   y.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
   y.add_argument('--seed', type=int, default=0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from hvisnet_jax.apps.commands import common
 from hvisnet_jax.interop import packaged_files
 
 
@@ -18,13 +19,13 @@ def add_parsers(sub) -> None:
                      'identities by the tracker; YouTube-VIS + MOTS out')
   q.add_argument('sources', nargs='+', help='video files or image folders')
   q.add_argument('--out', required=True)
-  q.add_argument('--every', type=int, default=1, help='keep every n-th frame')
+  q.add_argument('--every', type=common.positive_int, default=1, help='keep every n-th frame')
   q.add_argument('--max-frames', type=int, default=0, help='per source (0 = all)')
-  q.add_argument('--max-side', type=int, default=960, help='downscale frames to this long side')
+  q.add_argument('--max-side', type=common.positive_int, default=960, help='downscale frames to this long side')
   q.add_argument('--teacher', choices=['yolov5s-seg', 'yolov7-seg', 'ssdlite'],
                  default='yolov5s-seg', help='person detector: a COCO YOLO-seg, or SSDLite '
                  '(boxes; masks by BlazePose)')
-  q.add_argument('--teacher-size', type=int, default=960,
+  q.add_argument('--teacher-size', type=common.positive_int, default=960,
                  help='YOLO input long side (a multiple of 32; larger finds smaller people)')
   q.add_argument('--masks', choices=['yolo', 'blazepose', 'max', 'agree'], default='agree',
                  help="YOLO teachers: the network's masks, BlazePose's per box, their "

@@ -31,7 +31,7 @@ def add_parsers(sub) -> None:
   d.add_argument('--checkpoint', default=None, help='exported model dir for the real clip')
   d.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model for the real clip (default: real)')
-  d.add_argument('--frames', type=int, default=48)
+  d.add_argument('--frames', type=common.positive_int, default=48)
   d.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
   d.add_argument('--seed', type=int, default=7)
   d.add_argument('--quiet', action='store_true')

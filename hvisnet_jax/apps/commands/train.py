@@ -38,13 +38,15 @@ def _check_train_flags(argv) -> None:
   field the config lacks (absl would print three chained tracebacks around the name)."""
   import difflib  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
-  spec, overrides = None, []
+  spec, overrides, values = None, [], {}
   for i, a in enumerate(argv):
-    name, eq, _ = a.partition('=')
+    name, eq, value = a.partition('=')
     if name == '--config':
       spec = a[len('--config='):] if eq else (argv[i + 1] if i + 1 < len(argv) else '')
     elif name.startswith('--config.'):
       overrides.append(name[len('--config.'):])
+      if eq:
+        values[name[len('--config.'):]] = value
   if spec is None:
     return                                  # absl reports the missing required flag
   try:
@@ -64,3 +66,26 @@ def _check_train_flags(argv) -> None:
                             f'; {where} is a value, not a group'))
       node = node[key]
       walked.append(key)
+  for path in POSITIVE_FIELDS:
+    text = values.get(path)
+    value = _lookup(cfg, path) if text is None else text
+    try:
+      ok = int(value) >= 1
+    except (TypeError, ValueError):
+      ok = False
+    if not ok:
+      raise ValueError(f'--config.{path}={value}: expected a whole number >= 1')
+
+
+# Counts that must be at least 1 (a zero batch or step count fails deep inside jax).
+POSITIVE_FIELDS = ('train.steps', 'train.batch_size', 'train.log_every', 'train.checkpoint_every',
+                   'train.keep_checkpoints')
+
+
+def _lookup(cfg, path):
+  node = cfg
+  for key in path.split('.'):
+    if not hasattr(node, 'keys') or key not in node:
+      return 1                              # a config without the field: nothing to check
+    node = node[key]
+  return node
