@@ -350,7 +350,13 @@ def _ytvis_masks(record, where, videos, person, videos_source):
   if record.get('category_id') != person:
     return
   _, n, h, w = videos[record['video_id']]
-  segs = record.get('segmentations') or []
+  segs = record.get('segmentations')
+  if not isinstance(segs, list):
+    raise EvalInputError(f'{where}: "segmentations" must be a list with one entry (RLE or '
+                         f'null) per frame, got {type(segs).__name__}')
+  score = record.get('score', 1.0)
+  if isinstance(score, bool) or not isinstance(score, (int, float)) or not np.isfinite(score):
+    raise EvalInputError(f'{where}: "score" must be a number, got {score!r}')
   if len(segs) != n:
     raise EvalInputError(f'{where}: {len(segs)} segmentations for a {n}-frame video')
   for t, seg in enumerate(segs):

@@ -14,7 +14,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from hvisnet_jax.evaluation.formats import (IGNORE, PEDESTRIAN, EvalInputError, Sequence,
-                                            find_overlaps, load_json, resolve_overlaps)
+                                            find_overlaps, load_json, resolve_overlaps,
+                                            segmentation_rle)
 
 METRIC_KEYS = ('sMOTSA', 'MOTSA', 'MOTSP', 'TP', 'FP', 'FN', 'IDSW', 'HOTA', 'DetA', 'AssA',
                'IDF1')
@@ -203,13 +204,24 @@ def evaluate_coco(gt_path, results, category: str = 'person',
   cat_ids = [c['id'] for c in gt_json.get('categories', []) if c.get('name') == category]
   if not cat_ids:
     raise EvalInputError(f'{gt_path}: no category named {category!r}')
-  image_ids = {im['id'] for im in gt_json['images']}
+  sizes = {im['id']: (im.get('height'), im.get('width')) for im in gt_json['images']}
   for i, r in enumerate(res):
     field = 'segmentation' if iou_type == 'segm' else 'bbox'
-    if field not in r or 'score' not in r or 'image_id' not in r:
+    if not isinstance(r, dict) or field not in r or 'score' not in r or 'image_id' not in r:
       raise EvalInputError(f'{where}: [{i}] needs image_id, {field} and score')
-    if r['image_id'] not in image_ids:
+    if r['image_id'] not in sizes:
       raise EvalInputError(f'{where}: [{i}] image_id {r["image_id"]} is not in {gt_path}')
+    s = r['score']
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s):
+      raise EvalInputError(f'{where}: [{i}] "score" must be a number, got {s!r}')
+    if field == 'segmentation':      # right size, runs that add up: else AP would be made up
+      h, w = sizes[r['image_id']]
+      if not (isinstance(h, int) and isinstance(w, int)):
+        raise EvalInputError(f'{gt_path}: image {r["image_id"]} lacks an integer height/width')
+      segmentation_rle(r['segmentation'], h, w, f'{where}: [{i}] segmentation')
+    elif not (isinstance(r['bbox'], list) and len(r['bbox']) == 4 and
+              all(isinstance(v, (int, float)) for v in r['bbox'])):
+      raise EvalInputError(f'{where}: [{i}] "bbox" must be [x, y, width, height] numbers')
   with contextlib.redirect_stdout(io.StringIO()):
     coco = COCO()
     coco.dataset = copy.deepcopy(gt_json)

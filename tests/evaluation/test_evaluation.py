@@ -369,3 +369,44 @@ def test_box_tracks_by_trackeval_known_answers():
   off = {'s': [(np.array([1, 2]), b + t + np.array([0, 15, 0, 15]) * (t == 4)) for t in range(5)]}
   r = ev.evaluate_box_tracks(gt, off)['combined']
   assert (r['TP'], r['FP'], r['FN']) == (8, 2, 2)
+
+
+def _coco_gt():
+  return dict(images=[dict(id=1, height=427, width=640)],
+              annotations=[dict(id=1, image_id=1, category_id=1, iscrowd=0, area=100.0,
+                                bbox=[10, 10, 10, 10],
+                                segmentation=[[10, 10, 20, 10, 20, 20, 10, 20]])],
+              categories=[dict(id=1, name='person')])
+
+
+@pytest.mark.parametrize('seg,score,message', [
+    (dict(size=[10, 10], counts='0T1'), 0.9, r'\[0\] segmentation: mask size 10x10 differs from the image size 427x640'),
+    (dict(size=[427, 640], counts='!!!garbage'), 0.9, r'\[0\] segmentation: malformed RLE'),
+    (None, '0.9', r'\[0\] "score" must be a number'),
+])
+def test_coco_results_of_the_wrong_size_or_type_are_refused(seg, score, message):
+  from pycocotools import mask as mask_utils
+  from hvisnet_jax import evaluation
+  if seg is None:
+    m = np.zeros((427, 640), np.uint8, order='F')
+    m[10:20, 10:20] = 1
+    seg = mask_utils.encode(m)
+    seg['counts'] = seg['counts'].decode()
+  with pytest.raises(evaluation.EvalInputError, match=message):
+    evaluation.evaluate_coco(_coco_gt(), [dict(image_id=1, category_id=1, segmentation=seg,
+                                                score=score)])
+
+
+def test_youtube_vis_results_with_wrong_types_are_refused(tmp_path):
+  import json
+  from hvisnet_jax import evaluation
+  gt = dict(videos=[dict(id=1, name='v', height=8, width=8, length=2)],
+            annotations=[], categories=[dict(id=1, name='person')])
+  (tmp_path / 'gt.json').write_text(json.dumps(gt))
+  for pred, message in (([dict(video_id=1, category_id=1, score='high',
+                               segmentations=[None, None])], r'\[0\]: "score" must be a number'),
+                        ([dict(video_id=1, category_id=1, score=0.5, segmentations={})],
+                         r'\[0\]: "segmentations" must be a list')):
+    (tmp_path / 'pred.json').write_text(json.dumps(pred))
+    with pytest.raises(evaluation.EvalInputError, match=message):
+      evaluation.read_ytvis(str(tmp_path / 'gt.json'), str(tmp_path / 'pred.json'))
