@@ -1,0 +1,29 @@
+"""Atomic outputs: whole or not at all, and errors that name the user's path."""
+import errno
+import os
+
+import pytest
+
+from hvisnet_jax import atomic
+
+
+def test_writes_whole_files_and_creates_the_folder(tmp_path):
+  target = tmp_path / 'new' / 'm.json'
+  atomic.write_json(str(target), {'a': 1}, indent=1)
+  assert target.read_text() == '{\n "a": 1\n}\n'
+  assert os.listdir(tmp_path / 'new') == ['m.json']
+
+
+def test_a_full_disk_names_the_target_not_a_temporary_and_keeps_the_old_file(tmp_path,
+                                                                              monkeypatch):
+  target = tmp_path / 'm.json'
+  target.write_text('old')
+  def full(*_):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+  monkeypatch.setattr(os, 'replace', full)
+  with pytest.raises(OSError) as e:
+    atomic.write_text(str(target), 'new')
+  assert e.value.errno == errno.ENOSPC
+  assert str(target) in str(e.value) and '.partial' not in str(e.value)
+  assert 'Check free space' in str(e.value)
+  assert target.read_text() == 'old' and os.listdir(tmp_path) == ['m.json']
