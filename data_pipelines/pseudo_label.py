@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -60,12 +61,20 @@ class Options:
 
 
 def source_name(source: str) -> str:
-  path = os.path.normpath(source)
+  """The name a source's outputs go under (OUT/JPEGImages/NAME, mots/NAME.txt, ...).
+
+  Taken from the absolute path, so '.', '..' and 'dir/' name the folder itself, and made
+  safe: only letters, digits, '.', '-' and '_', never starting with '.', so a name can
+  never reach outside OUT or onto another source's files.
+  """
+  path = os.path.normpath(os.path.abspath(source))
   base = os.path.basename(path)
   if base in ('JPEGImages', 'img1', 'images', 'frames'):    # DAVIS, MOTChallenge, ... layouts
     base = os.path.basename(os.path.dirname(path))
   stem, ext = os.path.splitext(base)
-  return stem if ext.lower() in ('.mp4', '.avi', '.mkv', '.mov', '.gif', '.webm') else base
+  name = stem if ext.lower() in ('.mp4', '.avi', '.mkv', '.mov', '.gif', '.webm') else base
+  name = re.sub(r'[^A-Za-z0-9._-]', '_', name).lstrip('.')
+  return name or 'source'
 
 
 def _scaled(rgb: np.ndarray, max_side: int) -> np.ndarray:

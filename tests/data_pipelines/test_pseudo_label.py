@@ -77,3 +77,41 @@ def test_pseudo_label_checks_sources_first(tmp_path):
   with pytest.raises(ValueError, match="share the name 'x'"):
     pseudo_label.run([str(a), str(b / 'x')], str(tmp_path / 'o'), pseudo_label.Options(),
                      teacher=object())
+
+
+def test_source_names_stay_inside_the_output_folder(tmp_path, monkeypatch):
+  from data_pipelines import pseudo_label
+  sub = tmp_path / 'clips' / 'sub'
+  sub.mkdir(parents=True)
+  monkeypatch.chdir(sub)
+  assert pseudo_label.source_name('..') == 'clips'
+  assert pseudo_label.source_name('.') == 'sub'
+  assert pseudo_label.source_name('./') == 'sub'
+  assert pseudo_label.source_name(str(tmp_path / 'a b' / 'JPEGImages')) == 'a_b'
+  assert pseudo_label.source_name('/tmp/.hidden.mp4') == 'hidden'
+  assert pseudo_label.source_name(str(tmp_path / 'my clip (1).mp4')) == 'my_clip__1_'
+
+
+def test_labelling_a_relative_source_never_touches_other_files_in_out(tmp_path, monkeypatch):
+  from data_pipelines import pseudo_label, teacher as teacher_lib
+
+  class Nobody:                              # a teacher that finds no one: the source is
+    def detect(self, rgb):                   # labelled, then left out as without people
+      return teacher_lib.Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+  frames = tmp_path / 'frames' / 'sub'
+  frames.mkdir(parents=True)
+  for i in range(3):
+    cv2.imwrite(str(frames / f'{i}.jpg'), np.full((32, 48, 3), 90, np.uint8))
+  out = tmp_path / 'out'
+  (out / 'JPEGImages' / 'other').mkdir(parents=True)
+  (out / 'JPEGImages' / 'other' / '00000.jpg').write_bytes(b'another source')
+  (out / 'notes.txt').write_text('mine')
+  monkeypatch.chdir(frames)
+  for source in ('.', '..'):               # '.' named JPEGImages itself, '..' all of OUT
+    stats = pseudo_label.run([source], str(out), pseudo_label.Options(), teacher=Nobody(),
+                             log=lambda *_: None)
+    assert stats['without_people'] == 1
+  assert (out / 'notes.txt').read_text() == 'mine'
+  assert (out / 'JPEGImages' / 'other' / '00000.jpg').read_bytes() == b'another source'
+  assert sorted(os.listdir(frames)) == ['0.jpg', '1.jpg', '2.jpg']
