@@ -101,8 +101,9 @@ def test_labelling_a_relative_source_never_touches_other_files_in_out(tmp_path, 
 
   frames = tmp_path / 'frames' / 'sub'
   frames.mkdir(parents=True)
-  for i in range(3):
-    cv2.imwrite(str(frames / f'{i}.jpg'), np.full((32, 48, 3), 90, np.uint8))
+  for folder in (frames, frames.parent):
+    for i in range(3):
+      cv2.imwrite(str(folder / f'{i}.jpg'), np.full((32, 48, 3), 90, np.uint8))
   out = tmp_path / 'out'
   (out / 'JPEGImages' / 'other').mkdir(parents=True)
   (out / 'JPEGImages' / 'other' / '00000.jpg').write_bytes(b'another source')
