@@ -53,6 +53,15 @@ class Skips(collections.Counter):
   """Counts of things skipped on purpose, reported by `hvisnet build-dataset`."""
 
 
+def _under(root: str, name: str, where: str) -> str:
+  """root/name, refused when `name` (read from an annotation file) leaves `root`."""
+  path = os.path.normpath(os.path.join(root, str(name)))
+  base = os.path.normpath(os.path.abspath(root))
+  if os.path.isabs(str(name)) or os.path.commonpath([os.path.abspath(path), base]) != base:
+    raise DataInputError(f'{where}: {name!r} points outside the image folder {root}')
+  return path
+
+
 def _check_image(path: str, h: int, w: int, where: str) -> None:
   """The file exists and its header agrees with the declared size (reads the header only)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -143,7 +152,7 @@ def ytvis_records(ann_path: str, image_root: Optional[str] = None,
     except (KeyError, TypeError, ValueError) as e:
       raise DataInputError(f'{where}: needs id, height, width and file_names ({e!r})') from None
     known.add(vid)
-    frames = [os.path.join(root, f) for f in names]
+    frames = [_under(root, f, f'{where} file_names[{t}]') for t, f in enumerate(names)]
     instances = []
     for i, ann in by_video.get(vid, []):
       if ann.get('category_id') not in keep:
@@ -222,7 +231,7 @@ def coco_records(ann_path: str, image_root: Optional[str] = None,
     if not any(not x.crowd for x in instances):
       skips['images_without_people'] += 1
       continue
-    path = os.path.join(root, name)
+    path = _under(root, name, f'{ann_path}: images[{ii}] (id {image_id}) file_name')
     _check_image(path, h, w, f'{ann_path}: images[{ii}] (id {image_id})')
     yield from _finish(VideoRecord(str(image_id), [path], h, w, instances, ann_path), skips, 0,
                        'images')

@@ -226,6 +226,10 @@ _EMPTY_10X10 = mask_utils.encode(np.zeros((10, 10), np.uint8, order='F'))['count
     ([_person(1, _BOX)], [dict(_IMAGE, height=25)], r'a\.jpg is 20x30 but the annotations say'),
     # an annotation of an image that does not exist
     ([dict(_person(1, _BOX), image_id=9)], None, r'annotations\[0\] \(id 1\).*image_id 9'),
+    # a file name that leaves the image folder is never opened
+    ([_person(1, _BOX)], [dict(_IMAGE, file_name='../../etc/passwd')],
+     r"images\[0\] \(id 1\) file_name: '\.\./\.\./etc/passwd' points outside the image folder"),
+    ([_person(1, _BOX)], [dict(_IMAGE, file_name='/etc/passwd')], r'points outside the image folder'),
 ])
 def test_bad_input_names_file_and_record(tmp_path, anns, images, match):
   _tiny_coco(tmp_path, anns, images)
