@@ -2,6 +2,8 @@
 
 Overrides use ml_collections' syntax, e.g. --config.train.steps=100.
 """
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -70,8 +72,13 @@ def main(argv):
   logging.get_absl_handler().addFilter(
       lambda r: 'orbax' not in r.pathname or r.levelno >= logging.WARNING)
   config = _CONFIG.value
-  train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
-                           evaluators=make_evaluators(config))
+  state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
+                                   evaluators=make_evaluators(config))
+  export = os.path.join(os.path.abspath(_WORKDIR.value), 'export')
+  print(f'trained to step {int(state.step)}; checkpoints and metrics.jsonl in '
+        f'{os.path.abspath(_WORKDIR.value)}'
+        + (f'; export in {export} (hvisnet track VIDEO --checkpoint {export})'
+           if os.path.isdir(export) else ''))
 
 
 def run():

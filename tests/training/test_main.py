@@ -1,0 +1,22 @@
+"""`hvisnet train` end to end: a few steps, and one last line that says what was written."""
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_train_ends_saying_where_the_checkpoints_and_the_export_are(tmp_path):
+  wd = tmp_path / 'wd'
+  r = subprocess.run(
+      [sys.executable, '-m', 'hvisnet_jax.cli', 'train', '--config=configs/hvisnet_tiny.py',
+       f'--workdir={wd}', '--config.train.steps=2', '--config.train.batch_size=2',
+       '--config.train.log_every=1', '--config.train.checkpoint_every=2',
+       '--config.evals.synthetic.every=0', '--config.data.height=64', '--config.data.width=96',
+       '--config.data.videos=2', '--config.data.frames=4', '--config.data.max_instances=4'],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert r.returncode == 0, r.stderr[-2000:]
+  last = r.stdout.strip().splitlines()[-1]
+  assert last.startswith('trained to step 2;') and f'export in {wd / "export"}' in last
+  assert (wd / 'export' / 'config.json').is_file()
