@@ -7,8 +7,9 @@ The backbone starts from the MobileNetV2 of the SSDLite COCO person detector (po
 hvisnet_jax/convert_tf.py); the first `frozen_blocks` blocks stay fixed, which halves the
 backward pass on a CPU. Narrow heads (64 channels), BlendMask with 7x7 attentions and
 28x28 masks, 64-d identity embeddings: sized for 10+ frames/s at 640x480 on 2 cores.
-Distilled from the teacher's pseudo-labels of real clips plus COCO's real person masks
-(the README's model card lists the data and their licences).
+Distilled from the YOLOv5s-seg teacher's pseudo-labels of real clips plus real person
+masks of COCO and full-body photos (docs/model-card.md lists the data and their licences;
+docs/training.md the exact command).
 
 `get_config('runlocal')`: tiny sizes and a few steps, for tests.
 """
