@@ -192,6 +192,13 @@ def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None,
                             like.num_frames, like.height, like.width, source=path)
     raise EvalInputError(f'{path}: no annotations (an empty file cannot tell the image size)')
   n = max(r[0] for r in rows) + 1
+  if like is not None:                 # predictions never extend a sequence past its truth
+    for t, _, _, _, where in rows:
+      if t >= like.num_frames:
+        raise EvalInputError(f'{where}: frame {t + first} is past the end of the ground '
+                             f'truth\'s sequence {like.name!r} ({like.num_frames} frames, '
+                             f'numbered from {first})')
+    n = like.num_frames
   seq = Sequence.empty(name or os.path.splitext(os.path.basename(path))[0], n, *size,
                        source=path)
   seen = set()

@@ -410,3 +410,19 @@ def test_youtube_vis_results_with_wrong_types_are_refused(tmp_path):
     (tmp_path / 'pred.json').write_text(json.dumps(pred))
     with pytest.raises(evaluation.EvalInputError, match=message):
       evaluation.read_ytvis(str(tmp_path / 'gt.json'), str(tmp_path / 'pred.json'))
+
+
+def test_a_prediction_past_the_ground_truths_last_frame_is_refused(tmp_path, capsys):
+  g, p = _random_sequences(6, 'walk')
+  ev.write_mots_txt(str(tmp_path / 'gt.txt'), g)
+  ev.write_mots_txt(str(tmp_path / 'pred.txt'), p)
+  line = (tmp_path / 'pred.txt').read_text().splitlines()[0].split(' ')
+  line[0] = '500'                                  # the ground truth has 15 frames
+  with open(tmp_path / 'pred.txt', 'a') as f:
+    f.write(' '.join(line) + '\n')
+  out = tmp_path / 'm.json'
+  assert cli.main(['eval', '--gt', str(tmp_path / 'gt.txt'), '--pred', str(tmp_path / 'pred.txt'),
+                   '--json', str(out)]) == 2
+  err = capsys.readouterr().err
+  assert 'frame 500 is past the end of the ground truth' in err and '(15 frames' in err
+  assert not out.exists()
