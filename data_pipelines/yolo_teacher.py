@@ -27,7 +27,7 @@ found by both. (Letting both passes keep everyone and NMS choose lost crowd reca
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -142,12 +142,19 @@ class YoloSegTeacher:
     x0, y0, x1, y1 = teacher_lib.box_window(box, H, W, margin=0.0)
     if x1 <= x0 or y1 <= y0:
       return np.zeros((0, 0), np.float32), (x0, y0, x0, y0)
-    logits = protos @ coef                                       # (h/4, w/4)
-    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
     ax, ay = sx / 4, sy / 4
     bx = ax * x0 + (0.5 * sx + left) / 4 - 0.5             # window pixel 0 -> prototype
     by = ay * y0 + (0.5 * sy + top) / 4 - 0.5
-    m = np.array([[ax, 0, bx], [0, ay, by]], np.float32)
+    # Only the prototype cells the window samples (+1 each side for bilinear): per person,
+    # not per frame, so a crowd does not multiply the whole prototype map by every person.
+    ph, pw = protos.shape[:2]
+    c0 = max(0, int(np.floor(bx)) - 1)
+    c1 = min(pw, int(np.ceil(ax * (x1 - x0 - 1) + bx)) + 2)
+    r0 = max(0, int(np.floor(by)) - 1)
+    r1 = min(ph, int(np.ceil(ay * (y1 - y0 - 1) + by)) + 2)
+    logits = protos[r0:r1, c0:c1] @ coef
+    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
+    m = np.array([[ax, 0, bx - c0], [0, ay, by - r0]], np.float32)
     win = cv2.warpAffine(prob.astype(np.float32), m, (x1 - x0, y1 - y0),
                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REPLICATE)
@@ -214,5 +221,3 @@ def make(kind: str, **kw):
     return teacher_lib.Teacher(**kw)
   return YoloSegTeacher(model=kind, **kw)
 
-
-TEACHERS: Sequence[str] = ('yolov5s-seg', 'yolov7-seg', 'ssdlite')

@@ -128,9 +128,3 @@ def load(path: str):
     raise YoloCheckpointError(f'{path}: the last layer is not a segmentation head')
   return tuple(layers), {'params': params}
 
-
-def class_names(path: str) -> List[str]:
-  ckpt = torch_pickle.load(path)
-  model = ckpt.get('ema') or ckpt.get('model')
-  names = model.state.get('names')
-  return list(names.values()) if isinstance(names, dict) else list(names or [])

@@ -311,3 +311,12 @@ def test_bench_with_torch_missing_names_the_install_command(monkeypatch, capsys)
   assert cli.main(['bench', '--framework', 'torch', '--config', 'hvisnet_tiny.py',
                    '--size', '64', '--runs', '1', '--warmup', '0']) == 2
   assert 'pip install torch==2.13.0' in capsys.readouterr().err
+
+
+def test_a_yolo_input_size_off_the_32_grid_is_refused_before_anything_is_written(
+    tmp_path, capsys):
+  out = tmp_path / 'pl'
+  with pytest.raises(SystemExit) as e:
+    cli.main(['pseudo-label', str(tmp_path), '--out', str(out), '--teacher-size', '600'])
+  assert e.value.code == 2 and 'expected a multiple of 32' in capsys.readouterr().err
+  assert not out.exists()

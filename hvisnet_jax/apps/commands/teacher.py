@@ -1,6 +1,7 @@
 """`hvisnet teacher` and `hvisnet pseudo-label`: the packaged teachers and the labels they make."""
 from __future__ import annotations
 
+import argparse
 import os
 
 from hvisnet_jax.apps.commands import common
@@ -25,7 +26,7 @@ def add_parsers(sub) -> None:
   q.add_argument('--teacher', choices=['yolov5s-seg', 'yolov7-seg', 'ssdlite'],
                  default='yolov5s-seg', help='person detector: a COCO YOLO-seg, or SSDLite '
                  '(boxes; masks by BlazePose)')
-  q.add_argument('--teacher-size', type=common.positive_int, default=960,
+  q.add_argument('--teacher-size', type=_teacher_size, default=960,
                  help='YOLO input long side (a multiple of 32; larger finds smaller people)')
   q.add_argument('--masks', choices=['yolo', 'blazepose', 'max', 'agree'], default='agree',
                  help="YOLO teachers: the network's masks, BlazePose's per box, their "
@@ -65,3 +66,11 @@ def run_pseudo_label(args) -> int:
         f'{stats["dropped_tracks"]} tracks shorter than {args.min_track_len} frames dropped')
   print(f'next: hvisnet build-dataset --format ytvis --source {args.out} --out DATA_DIR')
   return 0
+
+
+def _teacher_size(text: str) -> int:
+  """argparse type: a YOLO input size, a multiple of 32 of at least 64."""
+  value = common.positive_int(text)
+  if value % 32 or value < 64:
+    raise argparse.ArgumentTypeError(f'expected a multiple of 32, at least 64, got {value}')
+  return value
