@@ -21,7 +21,10 @@ def model_config() -> ml_collections.ConfigDict:
   c.sizes_of_interest = ((0.0, 64.0), (64.0, 128.0), (128.0, 1e8))
   c.head = dict(channels=256, num_convs=4, norm='gn', num_groups=32, prior_prob=0.01)
   c.blendmask = dict(num_bases=4, attn_size=14, pooler_resolution=56, channels=128,
-                     num_convs=3, norm='bn', semantic_head=True)
+                     num_convs=3, norm='bn', semantic_head=True,
+                     # Masks are blended and pasted in the box grown by this fraction of
+                     # its size on each side (blender.mask_window); 0: in the box (BlendMask).
+                     box_margin=0.0)
   c.identity = dict(channels=256, embedding_dim=256)
   return c
 
@@ -94,7 +97,10 @@ def targets_config() -> ml_collections.ConfigDict:
 def loss_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       mask_samples=32, id_negatives=32, margin=0.3, mask_weight=1.0, semantic_weight=0.3,
-      id_weight=1.0, balance='fixed'))
+      id_weight=1.0, balance='fixed',
+      # With model.blendmask.box_margin > 0: a training box's sides move at random by up to
+      # this fraction of its size before its mask window grows (losses.hvisnet_loss).
+      mask_box_jitter=0.0))
 
 
 def evals_config() -> ml_collections.ConfigDict:

@@ -40,7 +40,8 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
   are clipped to it). Returns a dict of batched arrays, instances in descending score
   order, padded to `max_detections` with `valid` False:
     boxes (B, N, 4) in input coordinates, scores (B, N), embeddings (B, N, D)
-    (L2-normalised), mask_logits (B, N, R, R), valid (B, N).
+    (L2-normalised), mask_logits (B, N, R, R) inside mask_boxes (B, N, 4) (the boxes grown
+    by model.blendmask.box_margin), valid (B, N).
 
   `outputs` come from a `dense_instance_outputs=False` model: attentions and embeddings
   are computed only at the kept locations, with `head_variables` (the head's variables).
@@ -70,10 +71,12 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
     top_feats, e = model_lib.instance_outputs_at(
         mcfg, head_variables, instance['box_tower'], instance['features'], sel)
     e = e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+    window = blender.mask_window(boxes, mcfg.blendmask.get('box_margin', 0.0))
     return dict(boxes=jnp.where(keep_ok[:, None], boxes, 0.0),
+                mask_boxes=jnp.where(keep_ok[:, None], window, 0.0),
                 scores=jnp.where(keep_ok, jnp.sqrt(prob[sel]), 0.0),
                 embeddings=jnp.where(keep_ok[:, None], e, 0.0),
-                mask_logits=blender.blend(bases, top_feats, boxes, mcfg),
+                mask_logits=blender.blend(bases, top_feats, window, mcfg),
                 valid=keep_ok)
 
   return jax.vmap(one)(flat['cls_logits'], flat['ctrness'], flat['bbox_reg'],

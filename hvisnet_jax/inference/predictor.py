@@ -54,7 +54,8 @@ def _replaceable_export(path: str) -> bool:
                          entries <= {'config.json', 'variables', 'train_log.jsonl'})
 
 
-OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits')
+OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits',
+               'mask_boxes')
 
 
 def resize_plan(height: int, width: int, icfg: ml_collections.ConfigDict):
@@ -152,7 +153,8 @@ class Predictor:
     boxes (N, 4) x1,y1,x2,y2 in frame pixels; scores (N,); embeddings (N, D), unit norm;
     valid (N,) bool (a detection with an empty mask, or a duplicate hidden under a
     higher-scoring one, is not valid); label_map (H, W) int32, the index of the instance
-    owning each pixel or -1; mask_logits (N, R, R), the blender's output inside each box.
+    owning each pixel or -1; mask_logits (N, R, R), the blender's output inside
+    mask_boxes (N, 4), each box grown by model.blendmask.box_margin (the box itself at 0).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, variables: Dict[str, Any],
@@ -259,13 +261,17 @@ class Predictor:
     boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
     boxes = jnp.minimum(boxes, jnp.array([w, h, w, h], jnp.float32))
     det['boxes'] = boxes
+    # Masks live in their windows (the boxes grown by model.blendmask.box_margin); a
+    # window may reach past the frame (pasting clips it).
+    windows = det['mask_boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
+    det['mask_boxes'] = windows
     if self._paste_on_host:
       return det
     if icfg.get('paste_at_input_resolution', False) and (rh, rw) != (h, w):
       # Ours: masks pasted at the network's input resolution, the label map then scaled to
       # the frame by nearest neighbour. Pasting every instance at full frame size costs
       # more than the whole MobileNetV2 network on a CPU (vtest.avi: 290 of 396 ms).
-      small = boxes * jnp.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], jnp.float32)
+      small = windows * jnp.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], jnp.float32)
       label, det['valid'] = postprocess.paste_and_label(
           det['mask_logits'], small, det['valid'], rh, rw, icfg.mask_thresh,
           icfg.get('min_visible_fraction', 0.0))
@@ -274,7 +280,7 @@ class Predictor:
       det['label_map'] = label[:, rows][:, :, cols]
     else:
       det['label_map'], det['valid'] = postprocess.paste_and_label(
-          det['mask_logits'], boxes, det['valid'], h, w, icfg.mask_thresh,
+          det['mask_logits'], windows, det['valid'], h, w, icfg.mask_thresh,
           icfg.get('min_visible_fraction', 0.0))
     return det
 
@@ -314,7 +320,7 @@ class Predictor:
     out = {k: np.asarray(v)[:pending.count] for k, v in pending.outputs.items()}
     if 'label_map' not in out:
       icfg = self.config.inference
-      pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['boxes'][b],
+      pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['mask_boxes'][b],
                                            out['valid'][b], *pending.frame_hw,
                                            icfg.mask_thresh,
                                            icfg.get('min_visible_fraction', 0.0))

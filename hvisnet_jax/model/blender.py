@@ -51,6 +51,19 @@ def roi_align(features, boxes, output_size: int, spatial_scale: float,
 
 
 
+def mask_window(boxes, margin: float):
+  """Boxes (..., 4) grown by `margin` of their width and height on every side.
+
+  Masks are blended and pasted in this window rather than in the detection box, so a mask
+  can reach the head or the feet where the predicted box stops short of them (a box that
+  stops short caps its mask: benchmarks/extent_diagnosis.py).
+  """
+  if not margin:
+    return boxes
+  w, h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+  return boxes + margin * jnp.stack([-w, -h, w, h], -1)
+
+
 def blend(bases, attn, boxes, mcfg: ml_collections.ConfigDict):
   """BlendMask blender: (H/4, W/4, K) bases, (N, K*M*M) attentions, (N, 4) boxes -> (N, R, R) logits.
 

@@ -114,16 +114,28 @@ def compute_losses(outputs: Dict, tg: Dict, batch: Dict, extra_params: Dict, key
   gi = jnp.maximum(take(tg['gt_index'], pidx), 0)                  # (B, P)
   w = take(tg['ctr'], pidx) * pok
 
-  # BlendMask mask loss with ground-truth boxes.
+  # BlendMask mask loss in windows around the ground-truth boxes. With box_margin > 0 each
+  # box's sides are moved at random by up to mask_box_jitter of its size (as a predicted box
+  # misses) before the window grows, so the mask learns to reach a person's true extent
+  # past the box it is given.
   res = mcfg.blendmask.pooler_resolution
+  margin, jitter = mcfg.blendmask.get('box_margin', 0.0), lcfg.get('mask_box_jitter', 0.0)
   gt_boxes = batch['boxes']
-  def per_image_mask_loss(bases, attn, gidx, gtb, gtm):
+  def per_image_mask_loss(bases, attn, gidx, gtb, gtm, k):
     boxes = gtb[gidx]
-    logits = blender.blend(bases, attn, boxes, mcfg)          # (P, R, R)
-    target = mask_targets(gtm, gtb, res)[gidx]
+    if margin:
+      if jitter:
+        wh = jnp.tile(boxes[:, 2:] - boxes[:, :2], 2)
+        boxes = boxes + jax.random.uniform(k, boxes.shape, minval=-jitter, maxval=jitter) * wh
+      window = blender.mask_window(boxes, margin)
+      target = mask_targets(gtm[gidx], window, res)
+    else:
+      window, target = boxes, mask_targets(gtm, gtb, res)[gidx]
+    logits = blender.blend(bases, attn, window, mcfg)          # (P, R, R)
     return optax.sigmoid_binary_cross_entropy(logits, target).mean((1, 2))
   mask_bce = jax.vmap(per_image_mask_loss)(outputs['bases'], take(flat['top_feats'], pidx), gi,
-                                           gt_boxes, batch['masks'])
+                                           gt_boxes, batch['masks'],
+                                           jax.random.split(jax.random.fold_in(key, 1), b))
   mask = (mask_bce * w).sum() / jnp.maximum(w.sum(), 1e-6)
 
   sem = jnp.zeros(())

@@ -7,6 +7,7 @@ import pytest
 from hvisnet_jax.inference import host_paste
 from hvisnet_jax.inference import postprocess
 from hvisnet_jax.inference import predictor
+from hvisnet_jax.model import blender
 from conftest import REPO, assert_ok, detecting_variables, run_multidevice, tiny_config
 
 
@@ -33,7 +34,8 @@ def test_outputs_shapes_and_frame_coordinates(pred, hw):
   n, r = 20, 28
   want = {'boxes': ((n, 4), np.float32), 'scores': ((n,), np.float32),
           'embeddings': ((n, 32), np.float32), 'valid': ((n,), np.bool_),
-          'label_map': ((h, w), np.int32), 'mask_logits': ((n, r, r), np.float32)}
+          'label_map': ((h, w), np.int32), 'mask_logits': ((n, r, r), np.float32),
+          'mask_boxes': ((n, 4), np.float32)}
   assert {k: (v.shape, v.dtype) for k, v in out.items()} == want
   ok = out['valid']
   assert ok.any()           # slots whose boxes were clipped to nothing hold no mask: invalid
@@ -44,6 +46,26 @@ def test_outputs_shapes_and_frame_coordinates(pred, hw):
   s = out['scores'][ok]
   assert (np.diff(s) <= 0).all() and (s > 0).all() and (s <= 1).all()
   np.testing.assert_allclose(np.linalg.norm(out['embeddings'][ok], axis=1), 1, rtol=1e-5)
+
+
+def test_masks_reach_past_their_boxes_into_the_grown_window(tiny_variables):
+  """With box_margin, masks are blended and pasted in the box grown on every side: here
+  every mask logit is 5, so each mask fills its window and covers pixels outside its box."""
+  cfg = tiny_config(score_thresh=0.0, min_visible_fraction=0.0)
+  cfg.model.blendmask.box_margin = 0.25
+  out = predictor.Predictor(cfg, detecting_variables(tiny_variables)).predict(
+      _frames(1, 90, 120, seed=3)[0])
+  ok = out['valid']
+  b, win = out['boxes'][ok], out['mask_boxes'][ok]
+  np.testing.assert_allclose(win, np.asarray(blender.mask_window(b, 0.25)), atol=1e-3)
+  lm = out['label_map']
+  ys, xs = np.nonzero(lm >= 0)
+  w, bx = out['mask_boxes'][lm[ys, xs]], out['boxes'][lm[ys, xs]]
+  assert ((xs + 0.5 >= w[:, 0]) & (xs + 0.5 <= w[:, 2]) &
+          (ys + 0.5 >= w[:, 1]) & (ys + 0.5 <= w[:, 3])).all()
+  outside = (xs + 0.5 < bx[:, 0]) | (xs + 0.5 > bx[:, 2]) | (ys + 0.5 < bx[:, 1]) | (
+      ys + 0.5 > bx[:, 3])
+  assert outside.mean() > 0.1
 
 
 def test_label_map_consistent_with_boxes(pred):

@@ -40,3 +40,22 @@ def test_mask_targets_crop_resize():
   t = np.asarray(losses.mask_targets(jnp.asarray(m), jnp.array([[8.0, 8.0, 24.0, 24.0]]), 8))
   np.testing.assert_array_equal(t[0, :, :4], 1)
   np.testing.assert_array_equal(t[0, :, 4:], 0)
+
+
+def test_mask_window_grows_each_side_by_a_fraction_of_the_box():
+  from hvisnet_jax.model import blender  # pylint: disable=g-import-not-at-top
+  b = jnp.array([[10.0, 20.0, 30.0, 60.0]])
+  np.testing.assert_allclose(blender.mask_window(b, 0.1), [[8.0, 16.0, 32.0, 64.0]])
+  assert blender.mask_window(b, 0.0) is b
+
+
+def test_mask_targets_in_a_grown_window_leave_the_margin_empty():
+  """What the mask loss trains towards with box_margin 0.25: the person fills the middle
+  of its window, the margin (outside the ground-truth mask) is background."""
+  from hvisnet_jax.model import blender  # pylint: disable=g-import-not-at-top
+  m = np.zeros((1, 48, 48), bool)
+  m[0, 12:36, 12:36] = True
+  win = blender.mask_window(jnp.array([[12.0, 12.0, 36.0, 36.0]]), 0.25)
+  t = np.asarray(losses.mask_targets(jnp.asarray(m), win, 12))[0]
+  np.testing.assert_array_equal(t[2:10, 2:10], 1)
+  assert t[:2].sum() == t[10:].sum() == t[:, :2].sum() == t[:, 10:].sum() == 0
