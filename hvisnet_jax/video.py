@@ -27,7 +27,15 @@ class VideoSourceError(ValueError):
 class FrameReader:
   """Iterates (frame_index, RGB uint8 frame or None if it failed to decode)."""
 
-  def __init__(self, source, prefetch: int = 8, max_consecutive_failures: int = 25):
+  def __init__(self, source, prefetch: int = 8, max_consecutive_failures: int = 25,
+               start: int = 0, count: Optional[int] = None, stride: int = 1):
+    """start, count, stride: a part of the source, its frames start, start + stride, ...
+    (at most count of them), numbered 0, 1, ... Skipped video frames are grabbed, not
+    decoded."""
+    for name, v, least in (('start', start, 0), ('stride', stride, 1), ('count', count, 1)):
+      if v is not None and (not isinstance(v, int) or v < least):
+        raise ValueError(f'{name} is {v!r}; expected an integer >= {least}')
+    self.start, self.count, self.stride = start, count, stride
     self.source = source
     self.max_failures = max_consecutive_failures
     self.files = None
@@ -63,6 +71,12 @@ class FrameReader:
     if self.cap is not None:
       self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
       self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    self.source_frame_count = self.frame_count
+    if self.frame_count:
+      if start >= self.frame_count:
+        raise VideoSourceError(f'{source}: start {start} is past its last frame (it has '
+                               f'{self.frame_count} frames, numbered from 0)')
+      self.frame_count = len(range(start, self.frame_count, stride)[:count])
     self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
     self._thread = threading.Thread(target=self._produce, daemon=True)
     self._started = False
@@ -71,24 +85,34 @@ class FrameReader:
 
   def _frames(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
     if self.files is not None:
-      for i, f in enumerate(self.files):
-        yield i, self._same_size(i, f, read_image(f))
+      for k, f in enumerate(self.files[self.start::self.stride][:self.count]):
+        yield k, self._same_size(k, f, read_image(f))
       return
-    i, failures = 0, 0
-    while True:
-      ok, img = self.cap.read()
-      if ok and img is not None:
+    i, k, failures = 0, 0, 0                  # source frame, output frame, failures in a row
+    declared = self.source_frame_count
+    while self.count is None or k < self.count:
+      wanted = i >= self.start and (i - self.start) % self.stride == 0
+      if wanted:
+        ok, img = self.cap.read()
+        ok = ok and img is not None
+      else:
+        ok, img = self.cap.grab(), None
+      if ok:
         failures = 0
-        yield i, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if wanted:
+          yield k, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+          k += 1
         i += 1
         continue
       # A failed read is the end, unless the container says more frames follow.
-      if self.frame_count and i < self.frame_count and failures < self.max_failures:
+      if declared and i < declared and failures < self.max_failures:
         failures += 1
-        yield i, None
+        if wanted:
+          yield k, None
+          k += 1
         i += 1
         continue
-      self.stopped_early = bool(self.frame_count) and i < self.frame_count
+      self.stopped_early = bool(declared) and i < declared
       return
 
   def _same_size(self, index, path, img):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -184,10 +184,140 @@ def predictor_share(pred, source: str, fps: float, warmup: int, runs: int) -> Di
               devices=pred.batch_size)
 
 
+PIPELINE_STAGES = ('decode', 'dispatch', 'network', 'readback', 'paste', 'tracker', 'id_map',
+                   'rle', 'write')
+
+
+def _decode_frames(source: str, count: int):
+  from hvisnet_jax import video  # pylint: disable=g-import-not-at-top
+  reader = video.FrameReader(source, count=count)
+  t0 = time.perf_counter()
+  try:
+    frames = [f for _, f in reader if f is not None]
+  finally:
+    reader.close()
+  return frames, (time.perf_counter() - t0) / max(len(frames), 1)
+
+
+def _one_core():
+  """Pins this process (every thread) to one core for a host-only measurement."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import threadpoolctl  # pylint: disable=g-import-not-at-top
+
+  @contextlib.contextmanager
+  def pinned():
+    cores = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else None
+    if cores:
+      os.sched_setaffinity(0, {min(cores)})
+    try:
+      with threadpoolctl.threadpool_limits(1):
+        yield
+    finally:
+      if cores:
+        os.sched_setaffinity(0, cores)
+  return pinned()
+
+
+def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
+  """The host's work per frame after the network, on stored network outputs (a replay:
+  no device): mask paste, tracker, identity map, RLE and result files, ms per frame each."""
+  from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=g-import-not-at-top
+  trk = tracker_lib.Tracker(app.model_tracker_config(pred))
+  files = app.RunFiles(out_dir, 'replay', *frame_hw)
+  spent = dict(paste=0.0, tracker=0.0, id_map=0.0, rle=0.0, write=0.0)
+  clock = time.perf_counter
+  t_all = clock()
+  for t, raw in enumerate(raw_outputs):
+    t0 = clock()
+    out = {k: v[0] for k, v in pred.paste(raw, frame_hw).items()}
+    t1 = clock()
+    assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
+    t2 = clock()
+    # As track_source does: RLE of the detections' label map, renamed to track ids (the
+    # identity map is only built for rendering and mask files).
+    masks = {assigned[d]: c for d, c in evaluation.encode_id_map(
+        out['label_map'], background=-1).items() if d in assigned}
+    t3 = clock()
+    files.add(t, masks, {}, {tid: float(out['scores'][d]) for d, tid in assigned.items()})
+    t4 = clock()
+    tracker_lib.track_id_map(out['label_map'], assigned)      # timed alone: --save-video
+    t5 = clock()
+    for k, a, b in (('paste', t0, t1), ('tracker', t1, t2), ('rle', t2, t3), ('write', t3, t4),
+                    ('id_map', t4, t5)):
+      spent[k] += b - a
+  files.close()
+  n = len(raw_outputs)
+  wall = clock() - t_all - spent['id_map']    # not part of a frame's work without rendering
+  ms = {k: round(1e3 * v / n, 3) for k, v in spent.items()}
+  return dict(frames=n, ms=ms, fps=n / wall, people_per_frame=float(np.mean(
+      [r['valid'][0].sum() for r in raw_outputs])))
+
+
+def bench_pipeline(pred, source: str, frames: int, null_network: bool, warmup: int) -> Dict:
+  """`hvisnet track`'s stages on the first `frames` frames of a source, ms per frame each,
+  beside the end-to-end rate of the real pipeline (track_to_dir, threads and all) and the
+  predictor's own rate (resize, network, readback, mask paste; all devices busy).
+
+  null_network: only the host's stages, replaying stored network outputs on one core: the
+  rate the host could sustain behind an infinitely fast network.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  decoded, decode_s = _decode_frames(source, frames)
+  hw = decoded[0].shape[:2]
+  b = pred.batch_size
+  chunks = [np.stack(decoded[i:i + b]) for i in range(0, len(decoded) - b + 1, b)]
+  for c in chunks[:max(warmup, 1)]:
+    pred.collect(pred.dispatch(c))
+  clock = time.perf_counter
+  spent = dict(dispatch=0.0, network=0.0, readback=0.0)
+  raw = []
+  for c in chunks:                              # one chunk at a time: each stage alone
+    t0 = clock()
+    pending = pred.dispatch(c)
+    t1 = clock()
+    jax.block_until_ready(pending.outputs)
+    t2 = clock()
+    out = pred.readback(pending)
+    t3 = clock()
+    spent['dispatch'] += t1 - t0
+    spent['network'] += t2 - t1
+    spent['readback'] += t3 - t2
+    raw.extend({k: v[i:i + 1] for k, v in out.items()} for i in range(len(c)))
+  n = len(raw)
+  row = dict(source=source, frames=n, frame_hw=list(hw), devices=b,
+             people_per_frame=None, null_network=null_network)
+  with tempfile.TemporaryDirectory() as tmp:
+    with _one_core():
+      host = host_stages(pred, raw, hw, tmp)
+  row['people_per_frame'] = host['people_per_frame']
+  row['host_only_fps_one_core'] = host['fps']
+  ms = dict(decode=1e3 * decode_s, **{k: 1e3 * v / n for k, v in spent.items()}, **host['ms'])
+  row['ms_per_frame'] = {k: round(ms[k], 3) for k in PIPELINE_STAGES}
+  if null_network:
+    return row
+  t0 = clock()
+  for c in chunks:
+    pred.collect(pred.dispatch(c))
+  row['predictor_fps'] = n / (clock() - t0)
+  with tempfile.TemporaryDirectory() as tmp:
+    stats = app.track_to_dir(source, pred, os.path.join(tmp, 'out'), progress=False,
+                             max_frames=frames)
+  row['end_to_end_fps'] = stats['fps']
+  row['end_to_end_over_predictor'] = stats['fps'] / row['predictor_fps']
+  return row
+
+
 def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spec: str,
-        warmup: int, runs: int, source: str = None, compile_torch: bool = True) -> Dict:
+        warmup: int, runs: int, source: str = None, compile_torch: bool = True,
+        model: Optional[str] = None, frames: int = 200, null_network: bool = False) -> Dict:
   import jax  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
+  if size is None and what != 'pipeline':
+    size = 512
   dev = jax.devices()[0]
   meta = dict(what=what, batch=batch, dtype=dtype, size=size, config=config_spec,
               device=dev.device_kind, platform=dev.platform, devices=len(jax.devices()),
@@ -214,17 +344,14 @@ def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spe
   elif what == 'tracker':
     results = [bench_tracker(n, runs, warmup) for n in (10, 50, 200)]
   elif what == 'pipeline':
-    from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
-    from hvisnet_jax.inference import predictor
+    from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
     if not source:
       raise ValueError('--what pipeline needs --source VIDEO')
-    pred = predictor.Predictor.from_export()
-    pred.config.inference.update(min_size=size, max_size=size * 2)
-    _, stats = app.track_source(source, pred, progress=False)
-    row = dict(framework='jax', source=source,
-               **{k: v for k, v in stats.items() if k != 'failed_frames'})
-    row.update(predictor_share(pred, source, stats['fps'], warmup, runs))
-    results.append(row)
+    pred = predictor.Predictor.from_export(model)
+    if size:
+      pred.config.inference.update(min_size=size, max_size=size * 2)
+    results.append(dict(framework='jax', model=model or 'real', **bench_pipeline(
+        pred, source, frames, null_network, warmup)))
   else:
     raise ValueError(f'--what must be inference, train, tracker or pipeline; got {what!r}')
   return dict(meta, results=results)

@@ -7,17 +7,20 @@ inside --out and moved into place only when the run completes.
 """
 from __future__ import annotations
 
+import array
+import collections
 import contextlib
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from typing import Callable, Dict, List, Optional
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from hvisnet_jax import evaluation
 from hvisnet_jax.tracking import tracker as tracker_lib
@@ -110,26 +113,30 @@ def staged_output(out_dir: str, overwrite: bool = False):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _ytvis_record(video_id, track_id, height, width, segments, scores) -> dict:
+  """One YouTube-VIS result: segments per frame (RLE counts bytes, or None where absent)."""
+  segs = [None if c is None else {'size': [height, width], 'counts': c.decode()}
+          for c in segments]
+  return {'video_id': video_id, 'category_id': 1, 'score': float(np.mean(scores)),
+          'segmentations': segs, 'track_id': track_id}
+
+
 class TrackResult:
-  """Per-frame identities of one video, kept as RLE masks."""
+  """Per-frame identities of one video, kept in memory as RLE masks (for the API; `hvisnet
+  track` streams them to disk with RunFiles instead)."""
 
   def __init__(self, height: int, width: int):
     self.height, self.width = height, width
     self.frames: List[Dict[int, dict]] = []     # frame -> {track id: {rle, box, score}}
 
-  def add(self, frame_index: int, id_map: np.ndarray, boxes, scores):
+  def add(self, frame_index: int, masks: Dict[int, bytes], boxes, scores):
+    """masks: track id -> COCO RLE counts (evaluation.encode_id_map)."""
     while len(self.frames) <= frame_index:
       self.frames.append({})
-    # bincount, not np.unique: on a 640x480 map it is ~10x faster (np.unique hashes).
-    present = np.flatnonzero(np.bincount(id_map.ravel().clip(0)))
-    # One column-major copy: each comparison is then column-major already, and its bool
-    # bytes are the uint8 mask pycocotools wants (13 -> 9 ms for 14 people at 768x576).
-    id_map_f = np.asfortranarray(id_map)
-    for tid in present[present > 0]:
-      m = (id_map_f == tid).view(np.uint8)
-      self.frames[frame_index][int(tid)] = dict(rle=mask_utils.encode(m),
-                                                box=boxes.get(int(tid)),
-                                                score=scores.get(int(tid), 1.0))
+    for tid, counts in masks.items():
+      self.frames[frame_index][tid] = dict(
+          rle={'size': [self.height, self.width], 'counts': counts},
+          box=boxes.get(tid), score=scores.get(tid, 1.0))
 
   def sequence(self, name: str, num_frames: Optional[int] = None) -> evaluation.Sequence:
     n = max(len(self.frames), num_frames or 0)
@@ -141,19 +148,79 @@ class TrackResult:
 
   def ytvis_results(self, video_id: int = 1) -> List[dict]:
     ids = sorted({tid for f in self.frames for tid in f})
-    out = []
-    for tid in ids:
-      segs, scores = [], []
-      for f in self.frames:
-        d = f.get(tid)
-        if d is None:
-          segs.append(None)
-          continue
-        segs.append({'size': [self.height, self.width], 'counts': d['rle']['counts'].decode()})
-        scores.append(d['score'])
-      out.append({'video_id': video_id, 'category_id': 1, 'score': float(np.mean(scores)),
-                  'segmentations': segs, 'track_id': tid})
-    return out
+    return [_ytvis_record(video_id, tid, self.height, self.width,
+                          [f[tid]['rle']['counts'] if tid in f else None for f in self.frames],
+                          [f[tid]['score'] for f in self.frames if tid in f])
+            for tid in ids]
+
+
+class RunFiles:
+  """`hvisnet track`'s result files, written as frames come, in constant memory.
+
+  tracks.txt (MOTS) gets each frame's lines at once. results.json (YouTube-VIS) needs every
+  frame of a track together, so each mask's RLE goes to a spill file and only its frame,
+  offset, length and score stay in memory (32 bytes a mask); close() composes
+  results.json one track at a time and removes the spill. The files are byte for byte
+  what TrackResult + write_mots_txt + json.dump give.
+  """
+
+  def __init__(self, directory: str, name: str, height: int, width: int):
+    self.dir, self.name = directory, name
+    self.height, self.width = height, width
+    self.num_frames = 0
+    self._mots = open(os.path.join(directory, 'tracks.txt.partial'), 'w')
+    self._spill_path = os.path.join(directory, '.segments.spill')
+    self._spill = open(self._spill_path, 'wb')
+    self._offset = 0
+    self._tracks: Dict[int, tuple] = {}       # id -> (frames, offsets, lengths, scores)
+
+  def add(self, frame_index: int, masks: Dict[int, bytes], boxes, scores):
+    """masks: track id -> COCO RLE counts (evaluation.encode_id_map)."""
+    del boxes
+    self.num_frames = max(self.num_frames, frame_index + 1)
+    lines = []
+    for tid, counts in sorted(masks.items()):
+      lines.append(f'{frame_index + 1} {evaluation.mots_object_id(tid)} '
+                   f'{evaluation.PEDESTRIAN} {self.height} {self.width} {counts.decode()}\n')
+      rec = self._tracks.get(tid)
+      if rec is None:
+        rec = self._tracks[tid] = (array.array('q'), array.array('q'), array.array('q'),
+                                   array.array('d'))
+      for column, v in zip(rec, (frame_index, self._offset, len(counts), scores.get(tid, 1.0))):
+        column.append(v)
+      self._spill.write(counts)
+      self._offset += len(counts)
+    self._mots.write(''.join(lines))
+
+  @property
+  def identities(self) -> int:
+    return len(self._tracks)
+
+  def close(self, video_id: int = 1) -> None:
+    """Finishes tracks.txt and writes results.json (call once, after the last frame)."""
+    self._mots.close()
+    os.replace(os.path.join(self.dir, 'tracks.txt.partial'), os.path.join(self.dir, 'tracks.txt'))
+    self._spill.close()
+    tmp = os.path.join(self.dir, 'results.json.partial')
+    with open(self._spill_path, 'rb') as spill, open(tmp, 'w') as f:
+      f.write('[')
+      for k, tid in enumerate(sorted(self._tracks)):
+        frames, offsets, lengths, scores = self._tracks[tid]
+        segments = [None] * self.num_frames
+        for t, off, n in zip(frames, offsets, lengths):
+          spill.seek(off)
+          segments[t] = spill.read(n)
+        if k:
+          f.write(', ')
+        json.dump(_ytvis_record(video_id, tid, self.height, self.width, segments,
+                                np.frombuffer(scores, np.float64)), f)
+      f.write(']')
+    os.replace(tmp, os.path.join(self.dir, 'results.json'))
+    os.remove(self._spill_path)
+
+  def abort(self) -> None:
+    for fh in (self._mots, self._spill):
+      fh.close()
 
 
 def model_tracker_settings(predictor) -> dict:
@@ -169,132 +236,220 @@ def model_tracker_config(predictor, **kw) -> tracker_lib.TrackerConfig:
       model_tracker_settings(predictor), "the model config's tracker section", **kw)
 
 
+class _OutputThread(threading.Thread):
+  """Per-frame output work (RLE, result files, rendering) off the main thread, in frame
+  order. The queue is bounded, so a slow disk holds the pipeline back instead of letting
+  frames pile up in memory. An error here is raised in the main thread at its next put."""
+
+  def __init__(self, handle: Callable, depth: int):
+    super().__init__(daemon=True, name='hvisnet-output')
+    self._handle, self._queue = handle, queue.Queue(maxsize=depth)
+    self.error: Optional[BaseException] = None
+    self._abort = threading.Event()
+
+  def run(self):
+    while True:
+      item = self._queue.get()
+      if item is None:
+        return
+      if self.error is None and not self._abort.is_set():
+        try:
+          self._handle(*item)
+        except BaseException as e:        # pylint: disable=broad-except
+          e.in_output_stage = True
+          self.error = e
+
+  def put(self, item) -> None:
+    while True:
+      if self.error is not None:
+        raise self.error
+      try:
+        self._queue.put(item, timeout=0.1)
+        return
+      except queue.Full:
+        pass
+
+  def finish(self, abort: bool = False) -> None:
+    """Waits for the queued frames (or, with abort, drops them) and stops the thread."""
+    if abort:
+      self._abort.set()
+    while self.is_alive():
+      try:
+        self._queue.put(None, timeout=0.1)
+        break
+      except queue.Full:
+        pass
+    self.join()
+    if self.error is not None and not abort:
+      raise self.error
+
+
 def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
                  on_frame: Optional[Callable] = None, progress: bool = True,
-                 max_frames: Optional[int] = None, carry_masks: bool = False):
-  """Runs detection + tracking over a source. Returns (TrackResult, stats dict).
+                 max_frames: Optional[int] = None, carry_masks: bool = False,
+                 sink=None, in_flight: int = 2, start: int = 0, stride: int = 1):
+  """Runs detection + tracking over a source. Returns (the sink, stats dict).
 
-  on_frame(index, frame, id_map, boxes_by_id) is called for every decoded frame in order.
+  The pipeline: decoding (FrameReader's thread) -> up to `in_flight` chunks of frames on the
+  devices at once (asynchronous dispatch; a chunk is one frame per device) -> the tracker
+  on this thread -> the output thread (sink.add, then on_frame(index, frame, id_map,
+  boxes_by_id), frame by frame in order). Queues between the stages are bounded.
+  sink: called with the frames' (height, width) at the first frame, it makes what receives
+  each frame's masks (`add`): TrackResult (the default, in memory) or RunFiles (to disk).
+  start, max_frames, stride: a part of the source (its frames start, start + stride, ...,
+  at most max_frames of them); output frame t is source frame start + t * stride.
   carry_masks: report a track missed for a moment (Tracker.coasting) with its last mask
-  moved to the predicted box (tracker_lib.MaskCarrier). Off by default: on the held-out
-  real clips it added more false masks than it recovered (README, tracker section).
+  moved to the predicted box (tracker_lib.MaskCarrier).
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  reader = video_lib.FrameReader(source)
-  cfg = tracker_config or model_tracker_config(predictor, fps=reader.fps)
+  if in_flight < 1:
+    raise ValueError(f'in_flight is {in_flight}; expected at least 1 chunk')
+  reader = video_lib.FrameReader(source, start=start, count=max_frames, stride=stride)
+  cfg = tracker_config or model_tracker_config(predictor, fps=reader.fps / stride)
   trk = tracker_lib.Tracker(cfg)
   carry, last_score = tracker_lib.MaskCarrier(), {}
-  result = None
   times = {'frames': 0, 'track_s': 0.0}
   bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
+  began = time.perf_counter()
+
+  target = None
+
+  def output(idx, frame, label_map, assigned, id_map, boxes, scores):
+    nonlocal target
+    if target is None:
+      target = (sink or TrackResult)(*frame.shape[:2])
+    if id_map is None:     # RLE of the detections' label map, renamed: id_map is not needed
+      masks = {assigned[d]: c for d, c in
+               evaluation.encode_id_map(label_map, background=-1).items() if d in assigned}
+    else:
+      masks = evaluation.encode_id_map(id_map)
+    target.add(idx, masks, boxes, scores)
+    if on_frame:
+      if id_map is None:
+        id_map = tracker_lib.track_id_map(label_map, assigned)
+      on_frame(idx, frame, id_map, boxes)
+    times['frames'] += 1
+    bar.update(1)
+    bar.set_postfix(fps=f'{times["frames"] / max(time.perf_counter() - began, 1e-9):.1f}')
+
+  writer = _OutputThread(output, depth=8)
 
   def finish(idx, frame, out):
-    nonlocal result
     t0 = time.perf_counter()
     assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
-    id_map = tracker_lib.track_id_map(out['label_map'], assigned)
+    id_map = None
     boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
     scores = {tid: float(out['scores'][d]) for d, tid in assigned.items()}
     if carry_masks:
       coasting = trk.coasting()
-      id_map = carry(id_map, boxes, coasting)
+      id_map = carry(tracker_lib.track_id_map(out['label_map'], assigned), boxes, coasting)
       for tid, box in coasting.items():
         if (id_map == tid).any():
           boxes[tid], scores[tid] = box, last_score.get(tid, 0.0)
       last_score.update(scores)
     times['track_s'] += time.perf_counter() - t0
-    if result is None:
-      result = TrackResult(*frame.shape[:2])
-    result.add(idx, id_map, boxes, scores)
-    if on_frame:
-      on_frame(idx, frame, id_map, boxes)
-    times['frames'] += 1
-    bar.update(1)
-    bar.set_postfix(fps=f'{times["frames"] / max(time.perf_counter() - start, 1e-9):.1f}')
+    writer.put((idx, frame, out['label_map'], assigned, id_map, boxes, scores))
 
-  def finish_chunk(chunk, pending):
-    outs = predictor.collect(pending)
+  pending = collections.deque()                 # (chunk, Pending), oldest first
+
+  def finish_oldest():
+    chunk, handle = pending.popleft()
+    outs = predictor.collect(handle)
     for b, (idx, frame) in enumerate(chunk):
       finish(idx, frame, {k: v[b] for k, v in outs.items()})
 
-  # Frames go to the predictor in chunks of its batch size (one per device); chunk k+1 is
-  # dispatched before chunk k's results are read back and tracked.
-  start = time.perf_counter()
-  in_flight, chunk = None, []
-
-  def send():
-    nonlocal in_flight, chunk
-    dispatched = (chunk, predictor.dispatch(np.stack([f for _, f in chunk])))
-    chunk = []
-    if in_flight is not None:
-      finish_chunk(*in_flight)
-    in_flight = dispatched
-
+  chunk, ok = [], False
+  writer.start()
   try:
     for idx, frame in reader:
-      if max_frames is not None and idx >= max_frames:
-        break
       if frame is None:
         bar.update(1)
         continue
       chunk.append((idx, frame))
       if len(chunk) == predictor.batch_size:
-        send()
+        pending.append((chunk, predictor.dispatch(np.stack([f for _, f in chunk]))))
+        chunk = []
+        if len(pending) >= in_flight:
+          finish_oldest()
     if chunk:
-      send()
-    if in_flight is not None:
-      finish_chunk(*in_flight)
+      pending.append((chunk, predictor.dispatch(np.stack([f for _, f in chunk]))))
+    while pending:
+      finish_oldest()
+    ok = True
   finally:
+    writer.finish(abort=not ok)
     bar.close()
     reader.close()
-  wall = time.perf_counter() - start
+  wall = time.perf_counter() - began
   stats = dict(frames=times['frames'], wall_s=wall, fps=times['frames'] / max(wall, 1e-9),
                tracker_ms_per_frame=1e3 * times['track_s'] / max(times['frames'], 1),
                failed_frames=reader.failed, resized_frames=reader.resized,
                frames_declared=reader.frame_count, frames_read=reader.frames_seen,
-               stopped_early=reader.stopped_early, source_fps=reader.fps)
-  if result is None:
+               stopped_early=reader.stopped_early, source_fps=reader.fps,
+               start=start, stride=stride)
+  if target is None:
     raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')
-  return result, stats
+  return target, stats
 
 
 def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
                  save_masks: bool = False, progress: bool = True,
                  tracker_config=None, overwrite: bool = False,
-                 carry_masks: bool = False) -> Dict:
+                 carry_masks: bool = False, start: int = 0, max_frames: Optional[int] = None,
+                 stride: int = 1, in_flight: int = 2) -> Dict:
   """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/.
 
-  `overwrite`: replace an earlier run in out_dir (default: refuse, see check_output_dir).
+  Results are written as frames come (RunFiles), inside a staged folder that replaces
+  out_dir's earlier run only when the run completes. `overwrite`: replace an earlier run
+  in out_dir (default: refuse, see check_output_dir). Returns the stats (also written to
+  stats.json) with `identities`.
   """
   with staged_output(out_dir, overwrite) as tmp:
     writer = None
-    fps = _source_fps(source)
+    files = None
+
+    def run_files(height, width):
+      nonlocal files
+      files = RunFiles(tmp, _source_name(source), height, width)
+      return files
 
     def on_frame(idx, frame, id_map, boxes):
       nonlocal writer
       if save_video:
         if writer is None:
+          fps = _source_fps(source) / stride
           writer = video_lib.VideoWriter(os.path.join(tmp, 'render.mp4'), fps, frame.shape[:2])
         writer.write(video_lib.render(frame, id_map, boxes))
       if save_masks:
-        for tid in np.unique(id_map):
-          if tid > 0:
-            d = os.path.join(tmp, 'masks', f'{int(tid):04d}')
-            os.makedirs(d, exist_ok=True)
-            cv2.imwrite(os.path.join(d, f'{idx:05d}.png'), (id_map == tid).astype(np.uint8) * 255)
+        for tid in np.flatnonzero(np.bincount(id_map.ravel()))[1:]:
+          d = os.path.join(tmp, 'masks', f'{int(tid):04d}')
+          os.makedirs(d, exist_ok=True)
+          cv2.imwrite(os.path.join(d, f'{idx:05d}.png'), (id_map == tid).astype(np.uint8) * 255)
     try:
-      result, stats = track_source(source, predictor, tracker_config, on_frame, progress,
-                                   carry_masks=carry_masks)
+      _, stats = track_source(source, predictor, tracker_config,
+                              on_frame if save_video or save_masks else None, progress,
+                              carry_masks=carry_masks, sink=run_files, start=start,
+                              max_frames=max_frames, stride=stride, in_flight=in_flight)
+      files.close()
+    except BaseException as e:
+      if files is not None:
+        files.abort()
+      if writer is not None:
+        writer.abort()
+        writer = None
+      if isinstance(e, OSError) and getattr(e, 'in_output_stage', False) and not e.filename:
+        # e.g. a full disk under --out
+        raise OSError(e.errno, f'{out_dir}: writing the results failed ({e.strerror}); '
+                      'nothing was kept of this run and an earlier run there is unchanged'
+                      ) from e
+      raise
     finally:
       if writer is not None:
         writer.close()
-    evaluation.write_mots_txt(os.path.join(tmp, 'tracks.txt'),
-                              result.sequence(_source_name(source)))
-    with open(os.path.join(tmp, 'results.json'), 'w') as f:
-      json.dump(result.ytvis_results(), f)
+    stats['identities'] = files.identities
     with open(os.path.join(tmp, 'stats.json'), 'w') as f:
       json.dump(stats, f, indent=2)
-  return dict(stats, result=result)
+  return stats
 
 
 def _source_fps(source) -> float:
@@ -336,9 +491,7 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
     if real_clip:
       real = track_to_dir(real_clip, predictor, os.path.join(tmp, 'real'), save_video=True,
                           progress=progress)
-      out['real'] = dict(clip=real_clip, identities=len({t for f in real['result'].frames
-                                                         for t in f}),
-                         **{k: v for k, v in real.items() if k != 'result'})
+      out['real'] = dict(clip=real_clip, **real)
     syn = os.path.join(tmp, 'synthetic')
     os.makedirs(os.path.join(syn, 'gt'))
     os.makedirs(os.path.join(syn, 'pred'))
@@ -348,12 +501,13 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
     track_dir = os.path.join(syn, 'track')
     res = track_to_dir(os.path.join(syn, 'input.mp4'), synthetic_predictor, track_dir,
                        save_video=True, progress=progress)
-    pred = res['result'].sequence(video.name, frames)
+    pred = evaluation.read_mots_txt(os.path.join(track_dir, 'tracks.txt'), name=video.name,
+                                    like=gt)
     evaluation.write_mots_txt(os.path.join(syn, 'pred', f'{video.name}.txt'), pred)
     os.replace(os.path.join(track_dir, 'render.mp4'), os.path.join(syn, 'render.mp4'))
     shutil.rmtree(track_dir)
     metrics = evaluation.evaluate_mots({video.name: gt}, {video.name: pred})
     with open(os.path.join(syn, 'metrics.json'), 'w') as f:
       json.dump(metrics, f, indent=2)
-    out['synthetic'] = {k: v for k, v in res.items() if k != 'result'}
+    out['synthetic'] = res
   return dict(metrics=metrics, stats=out['synthetic'], real=out.get('real'))

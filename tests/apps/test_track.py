@@ -165,3 +165,93 @@ def test_the_model_config_tracker_section_sets_the_tracker(clip_dir, default_pre
   with pytest.raises(ValueError, match="tracker section: unknown tracker setting "
                      "'new_track_tresh'; expected one of .*new_track_thresh"):
     app.model_tracker_config(predictor.Predictor(cfg, default_predictor.variables))
+
+
+@pytest.mark.parametrize('in_flight', [1, 3])
+def test_streamed_files_are_byte_identical_to_the_in_memory_result(tmp_path, clip_dir,
+                                                                   default_predictor, in_flight):
+  """`hvisnet track` streams tracks.txt and results.json from an output thread while later
+  frames are on the device; the bytes equal those written from the whole in-memory result."""
+  src, _ = clip_dir
+  result, _ = app.track_source(str(src), default_predictor, progress=False)
+  evaluation.write_mots_txt(str(tmp_path / 'tracks.txt'), result.sequence('clip'))
+  (tmp_path / 'results.json').write_text(json.dumps(result.ytvis_results()))
+  assert result.ytvis_results() and any(result.frames)
+  out = tmp_path / 'out'
+  stats = app.track_to_dir(str(src), default_predictor, str(out), progress=False,
+                           in_flight=in_flight)
+  for f in ('tracks.txt', 'results.json'):
+    assert (out / f).read_bytes() == (tmp_path / f).read_bytes(), f
+  assert stats['identities'] == len(result.ytvis_results())
+  assert sorted(os.listdir(out)) == ['results.json', 'stats.json', 'tracks.txt']
+
+
+def test_in_flight_depth_does_not_change_the_result(clip_dir, default_predictor):
+  src, _ = clip_dir
+  one, _ = app.track_source(str(src), default_predictor, progress=False, in_flight=1)
+  three, _ = app.track_source(str(src), default_predictor, progress=False, in_flight=3)
+  assert one.ytvis_results() == three.ytvis_results()
+
+
+def test_a_part_of_the_source_start_count_stride(tmp_path, clip_dir, default_predictor):
+  """--start 2 --frames 4 --stride 2: source frames 2, 4, 6, 8 as output frames 0-3."""
+  src, _ = clip_dir
+  whole, _ = app.track_source(str(src), default_predictor, progress=False)
+  part, stats = app.track_source(str(src), default_predictor, progress=False, start=2,
+                                 max_frames=4, stride=2)
+  assert len(part.frames) == 4 and stats['frames'] == 4
+  assert (stats['start'], stats['stride']) == (2, 2)
+  for t, s in enumerate((2, 4, 6, 8)):     # each output frame holds its source frame's masks
+    got = [int(mask_utils.area(d['rle'])) for d in part.frames[t].values()]
+    want = [int(mask_utils.area(d['rle'])) for d in whole.frames[s].values()]
+    assert got and set(got) <= set(want), (t, got, want)
+  with pytest.raises(video.VideoSourceError, match='start 12 is past its last frame'):
+    app.track_source(str(src), default_predictor, progress=False, start=12)
+  with pytest.raises(ValueError, match='stride is 0'):
+    app.track_source(str(src), default_predictor, progress=False, stride=0)
+
+
+def _threads():
+  import threading  # pylint: disable=g-import-not-at-top
+  return {t for t in threading.enumerate() if t.name == 'hvisnet-output' or 'Thread-' in t.name}
+
+
+@pytest.mark.parametrize('fault', ['full_disk', 'interrupt_in_output', 'interrupt_on_device'])
+def test_a_fault_in_any_stage_stops_every_thread_and_keeps_the_earlier_run(
+    tmp_path, clip_dir, default_predictor, monkeypatch, fault):
+  src, _ = clip_dir
+  out = tmp_path / 'out'
+  app.track_to_dir(str(src), default_predictor, str(out), progress=False)
+  before = {f: (out / f).read_bytes() for f in ('tracks.txt', 'results.json')}
+  threads = _threads()
+  calls = {'n': 0}
+  if fault == 'interrupt_on_device':
+    collect = default_predictor.collect
+
+    def failing(pending):
+      calls['n'] += 1
+      if calls['n'] == 4:
+        raise KeyboardInterrupt
+      return collect(pending)
+    monkeypatch.setattr(default_predictor, 'collect', failing)
+  else:
+    add = app.RunFiles.add
+
+    def failing(self, *a):
+      calls['n'] += 1
+      if calls['n'] == 4:
+        if fault == 'full_disk':
+          raise OSError(28, 'No space left on device')
+        raise KeyboardInterrupt
+      return add(self, *a)
+    monkeypatch.setattr(app.RunFiles, 'add', failing)
+  expected = OSError if fault == 'full_disk' else KeyboardInterrupt
+  with pytest.raises(expected) as e:
+    app.track_to_dir(str(src), default_predictor, str(out), progress=False, overwrite=True,
+                     save_video=True)
+  if fault == 'full_disk':
+    assert str(out) in str(e.value) and 'No space left' in str(e.value)
+  assert _threads() <= threads                     # the output and reader threads are gone
+  assert sorted(os.listdir(out)) == ['results.json', 'stats.json', 'tracks.txt']
+  for f, data in before.items():
+    assert (out / f).read_bytes() == data

@@ -426,3 +426,24 @@ def test_a_prediction_past_the_ground_truths_last_frame_is_refused(tmp_path, cap
   err = capsys.readouterr().err
   assert 'frame 500 is past the end of the ground truth' in err and '(15 frames' in err
   assert not out.exists()
+
+
+@pytest.mark.parametrize('order', ['C', 'F'])
+def test_encode_id_map_gives_pycocotools_bytes_for_every_id(order):
+  """One scan of an id map gives each id's RLE, the bytes pycocotools gives its binary
+  mask; with background=-1 a detector's label map (id 0 is a person) works the same."""
+  rng = np.random.default_rng(0)
+  for trial in range(60):
+    h, w = (int(x) for x in rng.integers(1, 30, 2))
+    m = rng.integers(-1, 4, (h, w)).astype(np.int32)
+    if trial % 4 == 0:                          # blocks: long runs, edges, empty columns
+      m[:] = -1
+      m[:h // 2, :w // 2] = 2
+      m[h // 2:, w // 3:] = 0
+    m = np.asarray(m, order=order)
+    want = {int(i): ev.encode_mask(m == i)['counts'] for i in np.unique(m) if i != -1}
+    assert ev.encode_id_map(m, background=-1) == want
+    got0 = ev.encode_id_map(np.where(m < 0, 0, m))
+    assert got0 == {int(i): ev.encode_mask(np.where(m < 0, 0, m) == i)['counts']
+                    for i in np.unique(m) if i > 0}
+  assert ev.encode_id_map(np.zeros((4, 5), np.int32)) == {}

@@ -227,6 +227,21 @@ def test_coasting_needs_an_established_track():
   assert t.coasting() == {}                             # seen twice: not carried
 
 
+def test_a_long_track_that_came_back_after_a_miss_coasts_through_the_next():
+  """Coasting counts the frames a track was seen over its life: a reactivation does not
+  make an established track new again (its next single miss is still bridged)."""
+  t = tr.Tracker(tr.TrackerConfig(fps=25.0))
+  e = _emb(np.random.default_rng(6), 1)
+  nobody = (np.zeros((0, 4)), np.zeros(0), np.zeros((0, 32)))
+  for k in range(8):
+    (tid,) = t.update(np.array([_walk(10, 50, 4, k)], float), np.array([0.9]), e).values()
+  t.update(*nobody)
+  assert set(t.coasting()) == {tid}
+  assert t.update(np.array([_walk(10, 50, 4, 9)], float), np.array([0.9]), e) == {0: tid}
+  t.update(*nobody)                                     # missed again, right after coming back
+  assert set(t.coasting()) == {tid}
+
+
 def test_a_weak_detection_continues_a_track_but_never_starts_one():
   t = tr.Tracker(tr.TrackerConfig(low_det_thresh=0.1))
   e = _emb(np.random.default_rng(5), 2)

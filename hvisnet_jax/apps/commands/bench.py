@@ -15,21 +15,36 @@ def add_parsers(sub) -> None:
   b.add_argument('--framework', choices=['jax', 'torch', 'both'], default='jax')
   b.add_argument('--batch', type=common.positive_int, default=1)
   b.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32')
-  b.add_argument('--size', type=common.positive_int, default=512)
+  b.add_argument('--size', type=common.positive_int, default=None,
+                 help='short side of the network input (inference/train: default 512; '
+                 'pipeline: the model\'s own)')
   b.add_argument('--config', default=common.DEFAULT_CONFIG)
   b.add_argument('--warmup', type=int, default=3)
   b.add_argument('--runs', type=common.positive_int, default=10)
   b.add_argument('--source', default=None, help='video for --what pipeline')
+  b.add_argument('--model', default=None, help='--what pipeline: an export dir or a built-in '
+                 'model name (default: real)')
+  b.add_argument('--frames', type=common.positive_int, default=200,
+                 help='--what pipeline: frames of --source to time (default 200)')
+  b.add_argument('--null-network', action='store_true', help='--what pipeline: time only the '
+                 'host\'s stages, replaying stored network outputs on one core')
   b.add_argument('--no-torch-compile', action='store_true')
+  b.add_argument('--cpu-devices', type=common.positive_int, default=None, metavar='N',
+                 dest='pipeline_cpu_devices', help='--what pipeline on a CPU: N XLA devices, '
+                 'as `hvisnet track` uses (default: 2 where 2+ cores are free)')
   b.add_argument('--json', default=None)
   b.set_defaults(func=run)
 
 
 def run(args) -> int:
+  if args.what == 'pipeline':           # the devices `hvisnet track` runs on
+    from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+    predictor.use_cpu_devices(args.pipeline_cpu_devices)
   from hvisnet_jax.apps import bench  # pylint: disable=g-import-not-at-top
   res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
                   args.warmup, args.runs, source=args.source,
-                  compile_torch=not args.no_torch_compile)
+                  compile_torch=not args.no_torch_compile, model=args.model,
+                  frames=args.frames, null_network=args.null_network)
   text = json.dumps(res, indent=2)
   print(text)
   if args.json:

@@ -30,6 +30,17 @@ def add_cpu_devices(parser) -> None:
                            'where 2+ cores are free; 1 = one device). No effect on GPUs/TPUs')
 
 
+def natural_int(text: str) -> int:
+  """argparse type: a whole number >= 0."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {text!r}') from None
+  if value < 0:
+    raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {value}')
+  return value
+
+
 def positive_int(text: str) -> int:
   """argparse type: a whole number >= 1."""
   try:

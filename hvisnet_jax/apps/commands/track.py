@@ -21,6 +21,15 @@ def add_parsers(sub) -> None:
                  '(default: refuse)')
   k.add_argument('--carry-masks', action='store_true', help='keep reporting a person missed '
                  'for up to 0.2 s, with the last mask moved to the predicted box')
+  k.add_argument('--start', type=common.natural_int, default=0,
+                 help='first source frame to track (from 0; default 0)')
+  k.add_argument('--frames', type=common.positive_int, default=None,
+                 help='track at most this many frames (default: to the end)')
+  k.add_argument('--stride', type=common.positive_int, default=1,
+                 help='track every Nth source frame (default 1); output frame t is source '
+                 'frame start + t * stride')
+  k.add_argument('--in-flight', type=common.positive_int, default=2,
+                 help='batches of frames on the devices at once (default 2)')
   k.add_argument('--quiet', action='store_true')
   common.add_cpu_devices(k)
   k.set_defaults(func=run_track)
@@ -43,13 +52,14 @@ def run_track(args) -> int:
   from hvisnet_jax import video  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   source = int(args.source) if args.source.isdigit() else args.source
-  video.FrameReader(source).close()         # inputs first: a bad one fails in a second,
+  video.FrameReader(source, start=args.start).close()  # inputs first: a bad one fails fast,
   app.check_output_dir(args.out, args.overwrite)  # not after the model is built
   res = app.track_to_dir(source, common.predictor(args), args.out, save_video=args.save_video,
                          save_masks=args.save_masks, progress=not args.quiet,
-                         overwrite=args.overwrite, carry_masks=args.carry_masks)
-  ids = {tid for f in res['result'].frames for tid in f}
-  print(f'{res["frames"]} frames, {len(ids)} identities, {res["fps"]:.1f} frames/s end to end'
+                         overwrite=args.overwrite, carry_masks=args.carry_masks,
+                         start=args.start, max_frames=args.frames, stride=args.stride,
+                         in_flight=args.in_flight)
+  print(f'{res["frames"]} frames, {res["identities"]} identities, {res["fps"]:.1f} frames/s end to end'
         f'; outputs in {os.path.abspath(args.out)}')
   report_source_problems(args.source, res)
   return 0
