@@ -22,7 +22,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from data_pipelines import builders, pipeline  # noqa: E402
+from hvisnet_jax.data_pipelines import builders, pipeline  # noqa: E402
 from hvisnet_jax import atomic, config_defaults, provenance  # noqa: E402
 from hvisnet_jax.synthetic import synth
 

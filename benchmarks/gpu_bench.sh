@@ -30,7 +30,13 @@ bench() {  # NAME ARGS...: one `hvisnet bench` run, its JSON at OUT/NAME.json
   fi
 }
 
-bench pipeline_gpu_vtest --what pipeline --source "$VIDEO" --size 352
+# hvisnet track's stages (ms per frame each) and its end-to-end rate beside the predictor's:
+# the built-in real model at its own size; the host's ceiling alone (stored network
+# outputs replayed on one core); DLA-34 at 512 (untrained: speed only).
+bench pipeline_gpu_vtest --what pipeline --source "$VIDEO" --frames 400
+bench pipeline_gpu_vtest_null --what pipeline --source "$VIDEO" --frames 400 --null-network
+bench pipeline_gpu_vtest_dla34 --what pipeline --source "$VIDEO" --frames 400 \
+  --model configs/hvisnet_dla34.py --size 512
 bench inference_gpu_512_b1_f32_mobile --what inference --config configs/hvisnet_mobile.py \
   --batch 1 --dtype float32
 DLA=(--what inference --config configs/hvisnet_dla34.py --framework both)
@@ -46,7 +52,8 @@ import glob, json, os, sys
 for path in sorted(glob.glob(os.path.join(sys.argv[1], '*_gpu_*.json'))):
   r = json.load(open(path))
   for row in r['results']:
-    keys = ('framework', 'median_ms', 'images_per_s', 'fps', 'compile_s')
+    keys = ('framework', 'median_ms', 'images_per_s', 'fps', 'compile_s', 'end_to_end_fps',
+            'predictor_fps', 'host_only_fps_one_core', 'ms_per_frame')
     print(os.path.basename(path), r['device'], {k: row[k] for k in keys if k in row})
 EOF
 exit $failed

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from hvisnet_jax.tracking import camera_motion as camera_motion_lib
 from hvisnet_jax.tracking import tracker as tracker_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Ours:
   name, uses_embeddings = 'hvisnet-jax', True
 
-  def __init__(self, fps, authors=False, settings=None):
+  def __init__(self, fps, authors=False, settings=None, camera_motion=False):
     # authors=True: the tracker as the authors released it (DESIGN.md section 3): no
     # coasting, and tracker_lib.AUTHORS_MATCHING (no gallery, wider gate or overlap rule;
     # re-identification by appearance alone after 5 lost frames, as when it was added).
@@ -30,11 +31,13 @@ class Ours:
     kw = (dict(coast_seconds=0.0, **tracker_lib.AUTHORS_MATCHING) if authors
           else dict(settings or {}))
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
+    self.cmc = camera_motion_lib.CameraMotion() if camera_motion else None
     if authors:
       self.name = 'hvisnet-jax, authors\' design'
 
-  def update(self, boxes, scores, embs):
-    out = self.t.update(boxes, scores, embs)
+  def update(self, boxes, scores, embs, frame=None):
+    warp = None if self.cmc is None or frame is None else self.cmc.estimate(frame)
+    out = self.t.update(boxes, scores, embs, warp=warp)
     return ([(tid, boxes[d]) for d, tid in out.items()] +
             list(self.t.coasting().items()))
 
@@ -46,7 +49,8 @@ class DeepSortRealtime:
     from deep_sort_realtime.deepsort_tracker import DeepSort  # pylint: disable=g-import-not-at-top
     self.t = DeepSort(embedder=None)
 
-  def update(self, boxes, scores, embs):
+  def update(self, boxes, scores, embs, frame=None):
+    del frame
     dets = [([b[0], b[1], b[2] - b[0], b[3] - b[1]], s, 0) for b, s in zip(boxes, scores)]
     tracks = self.t.update_tracks(dets, embeds=list(embs))
     return [(int(t.track_id), np.asarray(t.to_ltrb(), float)) for t in tracks
@@ -57,22 +61,23 @@ class Roboflow:
   """roboflow `trackers`: SORT, ByteTrack, OC-SORT, BoT-SORT (motion only)."""
   uses_embeddings = False
 
-  def __init__(self, fps, kind):
+  def __init__(self, fps, kind, frames=False):
     import trackers  # pylint: disable=g-import-not-at-top
     cls = {'SORT': trackers.SORTTracker, 'ByteTrack': trackers.ByteTrackTracker,
            'OC-SORT': trackers.OCSORTTracker, 'BoT-SORT': trackers.BoTSORTTracker}[kind]
     kwargs = dict(frame_rate=fps)
     if kind == 'BoT-SORT':
-      kwargs['enable_cmc'] = False              # camera-motion compensation needs frames
+      kwargs['enable_cmc'] = frames             # camera-motion compensation needs frames
     self.t = cls(**kwargs)
+    self.kind = kind
     self.name = f'roboflow trackers {kind}'
 
-  def update(self, boxes, scores, embs):
+  def update(self, boxes, scores, embs, frame=None):
     import supervision as sv  # pylint: disable=g-import-not-at-top
     det = sv.Detections(xyxy=boxes.astype(np.float32).reshape(-1, 4),
                         confidence=scores.astype(np.float32),
                         class_id=np.zeros(len(boxes), int))
-    out = self.t.update(det)
+    out = self.t.update(det, frame) if self.kind == 'BoT-SORT' else self.t.update(det)
     ids = out.tracker_id if out.tracker_id is not None else np.zeros(0, int)
     return [(int(i), b) for i, b in zip(ids, out.xyxy) if i >= 0]
 
@@ -82,17 +87,17 @@ class BoxMOT:
   embeddings (so no ReID network, no weights). Camera-motion compensation is off where
   it can be (BoT-SORT, Deep OC-SORT); StrongSORT always runs ECC and gets a blank frame."""
 
-  def __init__(self, fps, kind, image_hw):
+  def __init__(self, fps, kind, image_hw, frames=False):
     import boxmot  # pylint: disable=g-import-not-at-top
     kwargs = {'ByteTrack': dict(frame_rate=int(round(fps))),
-              'BotSort': dict(frame_rate=int(round(fps)), use_cmc=False),
-              'DeepOcSort': dict(cmc_off=True)}.get(kind, {})
+              'BotSort': dict(frame_rate=int(round(fps)), use_cmc=frames),
+              'DeepOcSort': dict(cmc_off=not frames)}.get(kind, {})
     self.t = getattr(boxmot, kind)(**kwargs)
     self.kind, self.frame = kind, np.zeros((*image_hw, 3), np.uint8)
     self.uses_embeddings = kind in ('BotSort', 'StrongSort', 'DeepOcSort')
     self.name, self.count = f'boxmot {kind}', 0
 
-  def update(self, boxes, scores, embs):
+  def update(self, boxes, scores, embs, frame=None):
     import torch  # pylint: disable=g-import-not-at-top
     from boxmot.structures.detections import Detections  # pylint: disable=g-import-not-at-top
     from boxmot.structures.geometry import Boxes  # pylint: disable=g-import-not-at-top
@@ -104,7 +109,7 @@ class BoxMOT:
                      class_ids=torch.zeros(len(b), dtype=torch.int64),
                      sample_id=str(self.count),
                      embeddings=torch.from_numpy(embs.astype(np.float32).reshape(len(b), -1)))
-    out = self.t.update(det, self.frame)
+    out = self.t.update(det, self.frame if frame is None else frame)
     return [(int(i), g) for i, g in zip(out.track_ids.numpy(), out.geometry.values.numpy())]
 
 
@@ -123,11 +128,16 @@ def _import_boxmot():
   logging.getLogger('boxmot').setLevel(logging.ERROR)
 
 
-def make_trackers(fps, image_hw=(576, 720), ours=None):
+def make_trackers(fps, image_hw=(576, 720), ours=None, frames=False):
   """(name, factory) for every tracker installed; and the reasons others are not.
-  `ours`: TrackerConfig settings for our default (a model's tracker section)."""
+  `ours`: TrackerConfig settings for our default (a model's tracker section).
+  frames: each update gets the frame too; camera-motion compensation is then on for the
+  trackers that have it (ours as 'hvisnet-jax +CMC', beside ours without)."""
   makers, missing = [('hvisnet-jax', lambda: Ours(fps, settings=ours)),
                      ('hvisnet-jax (authors)', lambda: Ours(fps, authors=True))], {}
+  if frames:
+    makers.insert(1, ('hvisnet-jax +CMC', lambda: Ours(fps, settings=ours,
+                                                       camera_motion=True)))
   try:
     import deep_sort_realtime  # pylint: disable=g-import-not-at-top,unused-import
     makers.append(('deep-sort-realtime', lambda: DeepSortRealtime(fps)))
@@ -136,13 +146,13 @@ def make_trackers(fps, image_hw=(576, 720), ours=None):
   try:
     import trackers  # pylint: disable=g-import-not-at-top,unused-import
     for kind in ('SORT', 'ByteTrack', 'OC-SORT', 'BoT-SORT'):
-      makers.append((f'trackers {kind}', lambda k=kind: Roboflow(fps, k)))
+      makers.append((f'trackers {kind}', lambda k=kind: Roboflow(fps, k, frames)))
   except ImportError:
     missing['roboflow trackers'] = 'not installed (pip install -r benchmarks/requirements-peers.txt)'
   try:
     _import_boxmot()
     for kind in BOXMOT_KINDS:
-      makers.append((f'boxmot {kind}', lambda k=kind: BoxMOT(fps, k, image_hw)))
+      makers.append((f'boxmot {kind}', lambda k=kind: BoxMOT(fps, k, image_hw, frames)))
   except ImportError as e:
     missing['boxmot'] = (f'not importable ({e}); install it without its dependencies (they '
                          'pull a CUDA torch and replace OpenCV 5): pip install --no-deps '

@@ -65,7 +65,7 @@ class StudentSegmenter:
 class TeacherSegmenter:
 
   def __init__(self, spec: str):
-    from data_pipelines import yolo_teacher  # pylint: disable=g-import-not-at-top
+    from hvisnet_jax.data_pipelines import yolo_teacher  # pylint: disable=g-import-not-at-top
     kind, _, size = spec.partition('@')
     kind, _, masks = kind.partition(':')
     if kind == 'ssdlite':

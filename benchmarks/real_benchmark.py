@@ -145,7 +145,7 @@ def _stability(seq):
 
 def speed(shared, models, teacher, frames=120):
   """End-to-end frames/s over `frames` frames; network share from a separate timing."""
-  from data_pipelines import pseudo_label  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import pseudo_label  # pylint: disable=g-import-not-at-top
   out = {}
   for label, rel in SPEED_CLIPS:
     src = os.path.join(shared, rel)
@@ -201,7 +201,7 @@ def main():
       p.error(f'--only keeps the other sections of {a.json}, but it has no {missing[0]!r}; '
               f'run without --only (or add {missing[0]} to it)')
   predictor_lib.use_cpu_devices(a.cpu_devices)
-  from data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   teacher = teacher_lib.Teacher(tiles=2)
   student = predictor_lib.Predictor.from_export(a.student)

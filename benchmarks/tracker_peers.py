@@ -118,6 +118,58 @@ def _pixels_per_metre(hom, xy):
   return np.sqrt(np.abs(jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]))
 
 
+# --------------------------------------------------------------------------- a moving camera
+
+def camera_path(frames: int, fps: float, hw, seed: int):
+  """Per frame, the 2x3 similarity from the still camera's image to a moving camera's: a
+  pan that sways and changes speed (two sines, 7 s and 2.1 s periods, up to 17% of the
+  width), a slow tilt, and a zoom between 0.85x and 1.15x about the centre (9 s)."""
+  h, w = hw
+  rng = np.random.default_rng(seed)
+  ph = rng.uniform(0, 2 * np.pi, 4)
+  out = []
+  for t in range(frames):
+    sec = t / fps
+    dx = 0.12 * w * np.sin(2 * np.pi * sec / 7 + ph[0]) + 0.05 * w * np.sin(
+        2 * np.pi * sec / 2.1 + ph[1])
+    dy = 0.04 * h * np.sin(2 * np.pi * sec / 5 + ph[2])
+    z = 1 + 0.15 * np.sin(2 * np.pi * sec / 9 + ph[3])
+    out.append(np.array([[z, 0, (1 - z) * w / 2 + dx], [0, z, (1 - z) * h / 2 + dy]]))
+  return out
+
+
+def through_camera(pids, boxes, warp, hw):
+  """A frame's people as the moving camera sees them (foot point inside the image)."""
+  h, w = hw
+  if not len(boxes):
+    return pids, boxes
+  z, tx, ty = warp[0, 0], warp[0, 2], warp[1, 2]
+  moved = boxes * z + [tx, ty, tx, ty]
+  fx, fy = (moved[:, 0] + moved[:, 2]) / 2, moved[:, 3]
+  inside = (fx >= 0) & (fx < w) & (fy >= 0) & (fy < h)
+  return pids[inside], np.clip(moved[inside], 0, [w, h, w, h])
+
+
+def background(hw, seed: int):
+  """A textured, static world for the moving camera to film (blurred noise at two scales:
+  corners for optical flow); people are not drawn."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  h, w = hw
+  rng = np.random.default_rng(seed)
+  fine = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)).astype(np.float32), (0, 0), 2)
+  coarse = cv2.resize(rng.uniform(0, 255, (h // 16, w // 16)).astype(np.float32), (w, h))
+  img = cv2.normalize(0.6 * fine + 0.4 * coarse, None, 0, 255, cv2.NORM_MINMAX)
+  return img.astype(np.uint8)
+
+
+def filmed(world, warp):
+  """The frame the moving camera films (RGB), the world's edges mirrored past them."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  h, w = world.shape
+  gray = cv2.warpAffine(world, warp, (w, h), borderMode=cv2.BORDER_REFLECT)
+  return np.repeat(gray[..., None], 3, axis=2)
+
+
 # --------------------------------------------------------------------------- the detector
 
 def occluded_fraction(boxes):
@@ -199,22 +251,30 @@ def _iou(a, b):
 from peer_trackers import make_trackers  # pylint: disable=wrong-import-position
 
 
-def run_sequences(seqs, seed, reid_noise, only=None):
-  inputs = {}
+def run_sequences(seqs, seed, reid_noise, only=None, moving=False):
+  """moving: the scene through camera_path's moving camera; every tracker gets the filmed
+  frames too (camera-motion compensation on where a tracker has it)."""
+  inputs, paths, worlds = {}, {}, {}
   for name in seqs:
     frames, fps = scene(name)
-    det = Detector(seed + sum(map(ord, name)), SEQUENCES[name][2], reid_noise)
+    hw = SEQUENCES[name][2]
+    if moving:
+      paths[name] = camera_path(len(frames), fps, hw, seed + sum(map(ord, name)))
+      worlds[name] = background(hw, seed)
+      frames = [through_camera(p, b, m, hw) for (p, b), m in zip(frames, paths[name])]
+    det = Detector(seed + sum(map(ord, name)), hw, reid_noise)
     inputs[name] = (frames, fps, [det(p, b) for p, b in frames])
-  names = [n for n, _ in make_trackers(25.0)[0] if not only or n in only]
+  names = [n for n, _ in make_trackers(25.0, frames=moving)[0] if not only or n in only]
   results, timing = {}, {}
   for tname in names:
     preds, secs, nframes = {}, 0.0, 0
     for name, (frames, fps, dets) in inputs.items():
-      trk = dict(make_trackers(fps, SEQUENCES[name][2])[0])[tname]()
+      trk = dict(make_trackers(fps, SEQUENCES[name][2], frames=moving)[0])[tname]()
       out = []
-      for boxes, scores, embs in dets:
+      for k, (boxes, scores, embs) in enumerate(dets):
+        image = filmed(worlds[name], paths[name][k]) if moving else None
         t0 = time.perf_counter()
-        res = trk.update(boxes, scores, embs)
+        res = trk.update(boxes, scores, embs, frame=image)
         secs += time.perf_counter() - t0
         out.append((np.array([r[0] for r in res], int),
                     np.array([r[1] for r in res], float).reshape(-1, 4)))
@@ -340,7 +400,7 @@ def run_real(work: str, only=None):
             if iou[r, c] >= 0.5:
               assigned[int(det_index[c])] = res[r][0]
               out_boxes[res[r][0]] = boxes[c]
-        result.add(i, tracker_lib.track_id_map(label, assigned), out_boxes, {})
+        result.add_id_map(i, tracker_lib.track_id_map(label, assigned), out_boxes, {})
       preds[name] = result.sequence(name, gt[name].num_frames)
     m = evaluation.evaluate_mots(gt, preds)
     results[tname] = dict(combined={k: m['combined'][k] for k in keys},
@@ -370,13 +430,16 @@ def main():
                        'every tracker, median of --repeats; writes ..._speed_cpu.json')
   ap.add_argument('--repeats', type=int, default=3)
   ap.add_argument('--trackers', default='', help='comma-separated names (default: all)')
+  ap.add_argument('--moving-camera', action='store_true',
+                  help='instead: the same scenes through a panning, swaying, zooming camera '
+                       '(frames given to every tracker); writes ..._moving_cpu.json')
   ap.add_argument('--real', metavar='WORK', default='',
                   help='instead: the held-out real clips of WORK/pseudo_val (train_real.py)')
   a = ap.parse_args()
   only = [t for t in a.trackers.split(',') if t]
   # Bad arguments stop here, before any tracker or model is built.
   modes = [m for m, on in (('--real', a.real), ('--speed-only', a.speed_only),
-                           ('--seeds', a.seeds)) if on]
+                           ('--seeds', a.seeds), ('--moving-camera', a.moving_camera)) if on]
   if len(modes) > 1:
     ap.error(f'{" and ".join(modes)} each pick a different benchmark; give one')
   if a.seeds:
@@ -386,7 +449,7 @@ def main():
     seeds = range(int(first), int(last or first) + 1)
   if a.repeats < 1:
     ap.error(f'--repeats {a.repeats}: expected at least 1')
-  installed = [n for n, _ in make_trackers(25.0)[0]]
+  installed = [n for n, _ in make_trackers(25.0, frames=a.moving_camera)[0]]
   unknown = sorted(set(only) - set(installed))
   if unknown:
     ap.error(f'--trackers: {unknown[0]!r} is not one of the installed trackers '
@@ -422,6 +485,20 @@ def main():
     report.update(command=f'python benchmarks/tracker_peers.py --seeds {a.seeds}' +
                   (f" --trackers '{a.trackers}'" if a.trackers else ''), machine=machine)
     atomic.write_json(out, provenance.stamp(report), indent=1)
+    print(f'wrote {out}')
+    return
+  if a.moving_camera:
+    out = out_path('_moving_cpu.json')
+    results, timing = {}, {}
+    for quality, noise in REID_NOISE.items():
+      print(f'-- moving camera, re-ID {quality} (noise {noise})')
+      results[quality], timing[quality], stats = run_sequences(
+          a.sequences.split(','), a.seed, noise, only, moving=True)
+    atomic.write_json(out, provenance.stamp(dict(
+        sequences=stats, results=results, timing=timing, seed=a.seed, machine=machine,
+        camera=camera_path.__doc__.strip(),
+        command='python benchmarks/tracker_peers.py --moving-camera' +
+        (f" --trackers '{a.trackers}'" if a.trackers else ''))), indent=1)
     print(f'wrote {out}')
     return
   results, timing = {}, {}

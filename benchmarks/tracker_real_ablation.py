@@ -65,7 +65,7 @@ def main():
         boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
         if variant in CARRY:
           id_map = carry(id_map, boxes, trk.coasting())
-        result.add(i, id_map, boxes, {})
+        result.add_id_map(i, id_map, boxes, {})
       preds[name] = result.sequence(name, gt[name].num_frames)
     m = evaluation.evaluate_mots(gt, preds)
     keys = ('HOTA', 'IDF1', 'sMOTSA', 'MOTSA', 'IDSW', 'TP', 'FN', 'FP')

@@ -70,7 +70,7 @@ def main():
   predictor.use_cpu_devices(a.cpu_devices)
 
   import tqdm  # pylint: disable=g-import-not-at-top
-  from data_pipelines import builders, pseudo_label  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import builders, pseudo_label  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import config_defaults, main as main_lib  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.interop import packaged_files
   from hvisnet_jax.training import trainer as train

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
-from data_pipelines import records as records_lib
+from hvisnet_jax.data_pipelines import records as records_lib
 
 VERSION = tfds.core.Version('1.0.0')
 

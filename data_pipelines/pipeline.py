@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from data_pipelines import records as records_lib
+from hvisnet_jax.data_pipelines import records as records_lib
 
 _SKIP_DECODING = {'frames': tfds.decode.SkipDecoding(),
                   'instances': {'mask': tfds.decode.SkipDecoding()}}

@@ -34,8 +34,8 @@ from pycocotools import mask as mask_utils
 from hvisnet_jax import atomic, evaluation
 from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
-from data_pipelines import teacher as teacher_lib
-from data_pipelines import yolo_teacher
+from hvisnet_jax.data_pipelines import teacher as teacher_lib
+from hvisnet_jax.data_pipelines import yolo_teacher
 
 
 IGNORE_ID = 10000                      # MOTS ignore regions (class evaluation.IGNORE)

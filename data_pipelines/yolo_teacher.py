@@ -32,7 +32,7 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
-from data_pipelines import teacher as teacher_lib
+from hvisnet_jax.data_pipelines import teacher as teacher_lib
 from hvisnet_jax.interop.packaged_files import check_files
 
 MASK_SOURCES = ('yolo', 'blazepose', 'max', 'agree')

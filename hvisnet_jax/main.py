@@ -36,7 +36,7 @@ def make_source(config):
     return synthetic_source.SyntheticSource(d.preset, d.videos, d.frames, d.height, d.width,
                                             d.seed, d.max_instances)
   if d.source == 'tfds':
-    from data_pipelines import pipeline  # pylint: disable=g-import-not-at-top
+    from hvisnet_jax.data_pipelines import pipeline  # pylint: disable=g-import-not-at-top
     return pipeline.TfdsSource(d, config.train.batch_size)
   raise ValueError(f"data.source must be 'synthetic' or 'tfds', got {d.source!r}")
 

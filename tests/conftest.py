@@ -77,7 +77,7 @@ def teacher_files():
 
 @pytest.fixture(scope='module')
 def ssdlite_teacher(teacher_files):
-  from data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
   t = teacher_lib.Teacher(tiles=2)
   yield t
   t.close()

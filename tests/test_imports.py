@@ -21,6 +21,6 @@ def test_everything_but_the_data_pipelines_imports_without_tensorflow():
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.strip() == '_FallbackWriter'      # clu's writers need TF: JSONL instead
   # The data pipelines do need it, and say so by failing to import.
-  code = _BLOCK_TF + 'import data_pipelines.pipeline\n'
+  code = _BLOCK_TF + 'import hvisnet_jax.data_pipelines.pipeline\n'
   out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
   assert out.returncode != 0 and 'tensorflow' in out.stderr

@@ -347,7 +347,10 @@ def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spe
     from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
     if not source:
       raise ValueError('--what pipeline needs --source VIDEO')
-    pred = predictor.Predictor.from_export(model)
+    if model and model.split(':')[0].endswith('.py'):   # a config: its network, untrained
+      pred = predictor.Predictor.from_files(model)
+    else:
+      pred = predictor.Predictor.from_export(model)
     if size:
       pred.config.inference.update(min_size=size, max_size=size * 2)
     results.append(dict(framework='jax', model=model or 'real', **bench_pipeline(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from hvisnet_jax import evaluation
+from hvisnet_jax.tracking import camera_motion as camera_motion_lib
 from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 
@@ -137,6 +139,10 @@ class TrackResult:
       self.frames[frame_index][tid] = dict(
           rle={'size': [self.height, self.width], 'counts': counts},
           box=boxes.get(tid), score=scores.get(tid, 1.0))
+
+  def add_id_map(self, frame_index: int, id_map: np.ndarray, boxes, scores):
+    """add() with the masks of an (H, W) track-id map (0 = nobody)."""
+    self.add(frame_index, evaluation.encode_id_map(id_map), boxes, scores)
 
   def sequence(self, name: str, num_frames: Optional[int] = None) -> evaluation.Sequence:
     n = max(len(self.frames), num_frames or 0)
@@ -287,7 +293,8 @@ class _OutputThread(threading.Thread):
 def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
                  on_frame: Optional[Callable] = None, progress: bool = True,
                  max_frames: Optional[int] = None, carry_masks: bool = False,
-                 sink=None, in_flight: int = 2, start: int = 0, stride: int = 1):
+                 sink=None, in_flight: int = 2, start: int = 0, stride: int = 1,
+                 camera_motion: Optional[bool] = None):
   """Runs detection + tracking over a source. Returns (the sink, stats dict).
 
   The pipeline: decoding (FrameReader's thread) -> up to `in_flight` chunks of frames on the
@@ -298,6 +305,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   each frame's masks (`add`): TrackResult (the default, in memory) or RunFiles (to disk).
   start, max_frames, stride: a part of the source (its frames start, start + stride, ...,
   at most max_frames of them); output frame t is source frame start + t * stride.
+  camera_motion: estimate the camera's motion between frames for the tracker's
+  predictions (TrackerConfig.camera_motion; None: the tracker config's setting).
   carry_masks: report a track missed for a moment (Tracker.coasting) with its last mask
   moved to the predicted box (tracker_lib.MaskCarrier).
   """
@@ -306,7 +315,10 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     raise ValueError(f'in_flight is {in_flight}; expected at least 1 chunk')
   reader = video_lib.FrameReader(source, start=start, count=max_frames, stride=stride)
   cfg = tracker_config or model_tracker_config(predictor, fps=reader.fps / stride)
+  if camera_motion is not None:
+    cfg = dataclasses.replace(cfg, camera_motion=camera_motion)
   trk = tracker_lib.Tracker(cfg)
+  cmc = camera_motion_lib.CameraMotion() if cfg.camera_motion else None
   carry, last_score = tracker_lib.MaskCarrier(), {}
   times = {'frames': 0, 'track_s': 0.0}
   bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
@@ -336,7 +348,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
 
   def finish(idx, frame, out):
     t0 = time.perf_counter()
-    assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
+    warp = None if cmc is None else cmc.estimate(frame, out['label_map'] >= 0)
+    assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'], warp)
     id_map = None
     boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
     scores = {tid: float(out['scores'][d]) for d, tid in assigned.items()}
@@ -396,7 +409,8 @@ def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
                  save_masks: bool = False, progress: bool = True,
                  tracker_config=None, overwrite: bool = False,
                  carry_masks: bool = False, start: int = 0, max_frames: Optional[int] = None,
-                 stride: int = 1, in_flight: int = 2) -> Dict:
+                 stride: int = 1, in_flight: int = 2,
+                 camera_motion: Optional[bool] = None) -> Dict:
   """`hvisnet track`: tracks.txt (MOTS), results.json (YouTube-VIS), render.mp4, masks/.
 
   Results are written as frames come (RunFiles), inside a staged folder that replaces
@@ -429,7 +443,8 @@ def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,
       _, stats = track_source(source, predictor, tracker_config,
                               on_frame if save_video or save_masks else None, progress,
                               carry_masks=carry_masks, sink=run_files, start=start,
-                              max_frames=max_frames, stride=stride, in_flight=in_flight)
+                              max_frames=max_frames, stride=stride, in_flight=in_flight,
+                              camera_motion=camera_motion)
       files.close()
     except BaseException as e:
       if files is not None:

@@ -75,3 +75,19 @@ def tlbr_to_xyah(b):
 def xyah_to_tlbr(x):
   w = x[2] * x[3]
   return np.array([x[0] - w / 2, x[1] - x[3] / 2, x[0] + w / 2, x[1] + x[3] / 2])
+
+
+def warp_states(means: np.ndarray, covs: np.ndarray, warp: np.ndarray):
+  """Kalman states (T, 8) x, y, a, h and their velocities, (T, 8, 8) covariances, moved by
+  a 2x3 similarity transform: centre and its velocity rotated, scaled and (the centre)
+  shifted, height and its velocity scaled, aspect unchanged."""
+  r, t = warp[:, :2], warp[:, 2]
+  s = float(np.sqrt(abs(np.linalg.det(r))))
+  m = np.zeros((8, 8))
+  m[0:2, 0:2] = m[4:6, 4:6] = r
+  m[2, 2] = m[6, 6] = 1.0
+  m[3, 3] = m[7, 7] = s
+  means = means @ m.T
+  means[:, 0:2] += t
+  covs = m[None] @ covs @ m.T[None]
+  return means, covs

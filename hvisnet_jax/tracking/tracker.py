@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from hvisnet_jax.tracking.kalman import (CHI2_95_4DOF, CHI2_99_4DOF,  # pylint: disable=unused-import
+from hvisnet_jax.tracking.kalman import (CHI2_95_4DOF, CHI2_99_4DOF, warp_states,  # pylint: disable=unused-import
                                          KalmanFilter, tlbr_to_xyah, xyah_to_tlbr)
 from hvisnet_jax.tracking import matching
 from hvisnet_jax.tracking.matching import iou_matrix, linear_assignment
@@ -98,6 +98,10 @@ class TrackerConfig:
   # for a frame or two in bursts, and a person does not vanish for that.
   coast_seconds: float = 0.2
   coast_min_len: int = 3
+  # Ours, as BoT-SORT's GMC: `hvisnet track` estimates the camera's motion between frames
+  # (camera_motion.CameraMotion) and moves every track's prediction with it. Off by
+  # default; docs/tracker.md has the figures with a still and a moving camera.
+  camera_motion: bool = False
   std_weight_position: float = 1.0 / 20
   std_weight_velocity: float = 1.0 / 160
 
@@ -319,11 +323,13 @@ class Tracker:
     nearest = np.where(np.isfinite(nearest), nearest, 0.0).sum(1) / np.minimum(filled, m)
     cost[rows, cols] = np.minimum(cost[rows, cols], nearest)
 
-  def update(self, boxes, scores, embeddings, valid=None) -> Dict[int, int]:
+  def update(self, boxes, scores, embeddings, valid=None, warp=None) -> Dict[int, int]:
     """Associates this frame's detections (x1, y1, x2, y2 boxes in pixels) with tracks.
 
-    Returns {detection index: track id} for the detections that belong to an activated,
-    tracked track in this frame.
+    warp: the camera's motion since the last frame (a 2x3 transform from
+    camera_motion.CameraMotion), applied to every track's prediction; None for a still
+    camera. Returns {detection index: track id} for the detections that belong to an
+    activated, tracked track in this frame.
     """
     cfg = self.config
     boxes, scores, embeddings, valid = self._check_inputs(boxes, scores, embeddings, valid)
@@ -348,6 +354,12 @@ class Tracker:
       means, covs = self.kf.multi_predict(np.stack([t.mean for t in pool]),
                                           np.stack([t.cov for t in pool]))
       for t, m, c in zip(pool, means, covs):
+        t.mean, t.cov = m, c
+    moved = [t for t in pool + unconfirmed if t.mean is not None]
+    if warp is not None and moved:
+      means, covs = warp_states(np.stack([t.mean for t in moved]),
+                                              np.stack([t.cov for t in moved]), warp)
+      for t, m, c in zip(moved, means, covs):
         t.mean, t.cov = m, c
 
     activated, refound, lost, removed = [], [], [], []

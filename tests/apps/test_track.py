@@ -255,3 +255,12 @@ def test_a_fault_in_any_stage_stops_every_thread_and_keeps_the_earlier_run(
   assert sorted(os.listdir(out)) == ['results.json', 'stats.json', 'tracks.txt']
   for f, data in before.items():
     assert (out / f).read_bytes() == data
+
+
+def test_camera_motion_compensation_runs_in_the_pipeline(clip_dir, default_predictor):
+  """--camera-motion on: the tracker gets each frame's estimated camera motion (the
+  synthetic clip's camera is still, so the identities are those of a run without it)."""
+  src, _ = clip_dir
+  plain, _ = app.track_source(str(src), default_predictor, progress=False)
+  moved, _ = app.track_source(str(src), default_predictor, progress=False, camera_motion=True)
+  assert {t for f in moved.frames for t in f} == {t for f in plain.frames for t in f}

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from data_pipelines import builders, pipeline, records
+from hvisnet_jax.data_pipelines import builders, pipeline, records
 from hvisnet_jax import cli, config_defaults, evaluation, main
 from hvisnet_jax.training import centers
 from hvisnet_jax.synthetic import synth

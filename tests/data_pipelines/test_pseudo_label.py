@@ -9,7 +9,7 @@ import pytest
 
 def test_pseudo_label_writes_ytvis_that_build_dataset_reads_and_resumes(
     tmp_path, shared_data, ssdlite_teacher, monkeypatch):
-  from data_pipelines import builders, pseudo_label, records
+  from hvisnet_jax.data_pipelines import builders, pseudo_label, records
   src = os.path.join(shared_data, 'real', 'clips', 'mmaction2_basketball_gym.mp4')
   empty = tmp_path / 'empty_room'
   empty.mkdir()
@@ -68,7 +68,7 @@ def test_pseudo_label_writes_ytvis_that_build_dataset_reads_and_resumes(
 
 
 def test_pseudo_label_checks_sources_first(tmp_path):
-  from data_pipelines import pseudo_label
+  from hvisnet_jax.data_pipelines import pseudo_label
   with pytest.raises(FileNotFoundError, match='nope.mp4'):
     pseudo_label.run(['nope.mp4'], str(tmp_path / 'o'), pseudo_label.Options(), teacher=object())
   a, b = tmp_path / 'x' / 'JPEGImages', tmp_path / 'y'
@@ -80,7 +80,7 @@ def test_pseudo_label_checks_sources_first(tmp_path):
 
 
 def test_source_names_stay_inside_the_output_folder(tmp_path, monkeypatch):
-  from data_pipelines import pseudo_label
+  from hvisnet_jax.data_pipelines import pseudo_label
   sub = tmp_path / 'clips' / 'sub'
   sub.mkdir(parents=True)
   monkeypatch.chdir(sub)
@@ -93,7 +93,7 @@ def test_source_names_stay_inside_the_output_folder(tmp_path, monkeypatch):
 
 
 def test_labelling_a_relative_source_never_touches_other_files_in_out(tmp_path, monkeypatch):
-  from data_pipelines import pseudo_label, teacher as teacher_lib
+  from hvisnet_jax.data_pipelines import pseudo_label, teacher as teacher_lib
 
   class Nobody:                              # a teacher that finds no one: the source is
     def detect(self, rgb):                   # labelled, then left out as without people

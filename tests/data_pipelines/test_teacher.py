@@ -4,7 +4,7 @@ import numpy as np
 
 
 def test_teacher_finds_and_masks_the_people_of_a_real_frame(ssdlite_teacher, vtest_frame):
-  from data_pipelines import teacher as teacher_lib
+  from hvisnet_jax.data_pipelines import teacher as teacher_lib
   det, label = ssdlite_teacher(vtest_frame)
   assert len(det.boxes) >= 5                 # 6-7 people are visible in this frame
   assert label.shape == vtest_frame.shape[:2]
@@ -25,7 +25,7 @@ def test_teacher_finds_and_masks_the_people_of_a_real_frame(ssdlite_teacher, vte
 
 
 def test_tiles_cover_the_frame_with_overlap():
-  from data_pipelines import teacher as teacher_lib
+  from hvisnet_jax.data_pipelines import teacher as teacher_lib
   wins = teacher_lib.tile_windows(576, 768, 2)
   assert len(wins) == 4
   covered = np.zeros((576, 768), int)

@@ -14,7 +14,7 @@ from hvisnet_jax import cli
 # trained at 640): the teacher's 640 pass must take people that tall.
 @pytest.mark.parametrize('size,masks', [(640, 'yolo'), (640, 'max'), (960, 'agree')])
 def test_teacher_traces_a_full_body_person(size, masks, yolo_files, shared_data):
-  from data_pipelines import yolo_teacher
+  from hvisnet_jax.data_pipelines import yolo_teacher
   teacher = yolo_teacher.YoloSegTeacher(size=size, mask_source=masks)
   rgb, truth = ccp_person(shared_data)
   det, label = teacher(rgb, min_score=0.25)
@@ -44,6 +44,6 @@ def test_pseudo_label_with_the_yolo_teacher_tracks_both_players(tmp_path, yolo_f
 
 
 def test_teacher_size_must_be_a_multiple_of_32():
-  from data_pipelines import yolo_teacher
+  from hvisnet_jax.data_pipelines import yolo_teacher
   with pytest.raises(ValueError, match='size 600: expected a multiple of 32'):
     yolo_teacher.YoloSegTeacher(size=600)

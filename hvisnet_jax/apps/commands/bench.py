@@ -22,8 +22,9 @@ def add_parsers(sub) -> None:
   b.add_argument('--warmup', type=int, default=3)
   b.add_argument('--runs', type=common.positive_int, default=10)
   b.add_argument('--source', default=None, help='video for --what pipeline')
-  b.add_argument('--model', default=None, help='--what pipeline: an export dir or a built-in '
-                 'model name (default: real)')
+  b.add_argument('--model', default=None, help='--what pipeline: an export dir, a built-in '
+                 'model name (default: real), or a config file (its network untrained: speed '
+                 'only, e.g. configs/hvisnet_dla34.py)')
   b.add_argument('--frames', type=common.positive_int, default=200,
                  help='--what pipeline: frames of --source to time (default 200)')
   b.add_argument('--null-network', action='store_true', help='--what pipeline: time only the '

@@ -50,7 +50,7 @@ def run_teacher(args) -> int:
 def run_pseudo_label(args) -> int:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import tqdm  # pylint: disable=g-import-not-at-top
-  from data_pipelines import pseudo_label, yolo_teacher  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import pseudo_label, yolo_teacher  # pylint: disable=g-import-not-at-top
   # A clear message before any model loads.
   packaged_files.check_files(names=yolo_teacher.required_files(args.teacher, args.masks))
   opts = pseudo_label.Options(every=args.every, max_frames=args.max_frames,

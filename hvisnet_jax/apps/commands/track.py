@@ -28,6 +28,9 @@ def add_parsers(sub) -> None:
   k.add_argument('--stride', type=common.positive_int, default=1,
                  help='track every Nth source frame (default 1); output frame t is source '
                  'frame start + t * stride')
+  k.add_argument('--camera-motion', choices=['on', 'off'], default=None,
+                 help='compensate camera motion in the tracker\'s predictions (default: the '
+                 'model\'s tracker setting; docs/tracker.md)')
   k.add_argument('--in-flight', type=common.positive_int, default=2,
                  help='batches of frames on the devices at once (default 2)')
   k.add_argument('--quiet', action='store_true')
@@ -58,7 +61,9 @@ def run_track(args) -> int:
                          save_masks=args.save_masks, progress=not args.quiet,
                          overwrite=args.overwrite, carry_masks=args.carry_masks,
                          start=args.start, max_frames=args.frames, stride=args.stride,
-                         in_flight=args.in_flight)
+                         in_flight=args.in_flight,
+                         camera_motion=None if args.camera_motion is None
+                         else args.camera_motion == 'on')
   print(f'{res["frames"]} frames, {res["identities"]} identities, {res["fps"]:.1f} frames/s end to end'
         f'; outputs in {os.path.abspath(args.out)}')
   report_source_problems(args.source, res)
