@@ -16,6 +16,8 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config fil
 _WORKDIR = flags.DEFINE_string('workdir', None, 'directory for checkpoints and metrics')
 _MULTIHOST = flags.DEFINE_bool('multihost', False, 'call jax.distributed.initialize() first '
                                '(Cloud TPU pods, multi-node GPU)')
+_VERBOSE = flags.DEFINE_bool('verbose', False, 'every library\'s INFO logs (default: '
+                             'hvisnet\'s own progress and the others\' warnings)')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', None, 'on a CPU, split the host into N XLA devices and train data-parallel '
     'over them (the batch must divide by N). XLA keeps one image\'s small convolutions on '
@@ -68,9 +70,12 @@ def main(argv):
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()
   logging.set_verbosity(logging.INFO)
-  # orbax logs every file it writes at INFO; keep its warnings only.
-  logging.get_absl_handler().addFilter(
-      lambda r: 'orbax' not in r.pathname or r.levelno >= logging.WARNING)
+  # Quiet by default: hvisnet's own progress at INFO, only warnings from the libraries
+  # under it (orbax logs every file it writes, jax every backend it tried); --verbose: all.
+  if not _VERBOSE.value:     # (ABSLHandler hands records on: the filter goes on its handler)
+    logging.get_absl_handler().python_handler.addFilter(
+        lambda r: r.levelno >= logging.WARNING or
+        os.sep + 'hvisnet_jax' + os.sep in r.pathname)
   config = _CONFIG.value
   state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
                                    evaluators=make_evaluators(config))

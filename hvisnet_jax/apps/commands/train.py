@@ -13,6 +13,8 @@ def add_parsers(sub) -> None:
 def run(argv) -> int:
   train_argv = [_resolve_config_flag(a) for a in argv]
   _check_train_flags(train_argv)
+  if '--verbose' not in train_argv:        # TensorFlow's C++ notices (oneDNN, CPU features)
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
   from absl import app  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import main as train_main  # pylint: disable=g-import-not-at-top
   app.run(train_main.main, argv=['hvisnet train'] + train_argv)
