@@ -108,7 +108,7 @@ class BoxMOT:
                      scores=torch.from_numpy(np.clip(scores, 0, 1).astype(np.float32)),
                      class_ids=torch.zeros(len(b), dtype=torch.int64),
                      sample_id=str(self.count),
-                     embeddings=torch.from_numpy(embs.astype(np.float32).reshape(len(b), -1)))
+                     embeddings=torch.from_numpy(embs.astype(np.float32).reshape(len(b), embs.shape[-1])))
     out = self.t.update(det, self.frame if frame is None else frame)
     return [(int(i), g) for i, g in zip(out.track_ids.numpy(), out.geometry.values.numpy())]
 
