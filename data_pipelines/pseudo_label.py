@@ -251,6 +251,23 @@ def describe(opts: Options) -> str:
   return f'{opts.teacher} (COCO) at {opts.teacher_size} px, {masks}'
 
 
+OUTPUTS = ('JPEGImages', 'annotations.json', 'mots', 'parts')   # what run() writes in out_dir
+
+
+def check_out_dir(out_dir: str) -> None:
+  """out_dir may be new, empty or an earlier pseudo-label output (which run() resumes);
+  a folder holding anything else is the user's and is refused before any work."""
+  if not os.path.lexists(out_dir):
+    return
+  if not os.path.isdir(out_dir):
+    raise FileExistsError(f'{out_dir}: exists and is not a folder; choose another --out')
+  foreign = sorted(e for e in os.listdir(out_dir) if e not in OUTPUTS and
+                   not e.startswith('.'))
+  if foreign:
+    raise FileExistsError(f'{out_dir}: holds files that hvisnet pseudo-label did not write '
+                          f'({", ".join(foreign[:5])}); choose a new or empty --out')
+
+
 def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
         progress: Optional[Callable] = None, log=print) -> dict:
   """Labels every source not already done in out_dir, then (re)writes the annotation files."""
@@ -262,6 +279,7 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
   if dup:
     raise ValueError(f'two sources share the name {dup[0]!r}; output folders are named after '
                      'sources, so rename one')
+  check_out_dir(out_dir)
   parts_dir = os.path.join(out_dir, 'parts')
   os.makedirs(parts_dir, exist_ok=True)
   stats = dict(done_before=0, labelled=0, without_people=0, skipped_frames=0, dropped_tracks=0)

@@ -87,7 +87,7 @@ def person_image_path(rows: np.ndarray, h: np.ndarray, pid: int, frame_offset: i
     raise TrajectoryError(f'{source}: pid {pid} is not in the file ({len(pids)} pids, '
                           f'{pids.min()}..{pids.max()})')
   if frame_step <= 0:
-    raise TrajectoryError(f'frame_step must be positive, got {frame_step}')
+    raise TrajectoryError(f'--frame-step must be positive, got {frame_step}')
   sel = sel[np.argsort(sel[:, 0])]
   vid = (sel[:, 0] - frame_offset) / frame_step
   img = world_to_image(h, sel[:, [2, 4]])

@@ -205,6 +205,7 @@ def evaluate_coco(gt_path, results, category: str = 'person',
   if not cat_ids:
     raise EvalInputError(f'{gt_path}: no category named {category!r}')
   sizes = {im['id']: (im.get('height'), im.get('width')) for im in gt_json['images']}
+  res = copy.deepcopy(res)         # loadRes adds fields; masks become RLE: the caller's stay
   for i, r in enumerate(res):
     field = 'segmentation' if iou_type == 'segm' else 'bbox'
     if not isinstance(r, dict) or field not in r or 'score' not in r or 'image_id' not in r:
@@ -218,7 +219,10 @@ def evaluate_coco(gt_path, results, category: str = 'person',
       h, w = sizes[r['image_id']]
       if not (isinstance(h, int) and isinstance(w, int)):
         raise EvalInputError(f'{gt_path}: image {r["image_id"]} lacks an integer height/width')
-      segmentation_rle(r['segmentation'], h, w, f'{where}: [{i}] segmentation')
+      # Polygons (the results format asks for RLE, some tools write polygons) become RLE.
+      rle = segmentation_rle(r['segmentation'], h, w, f'{where}: [{i}] segmentation')
+      r['segmentation'] = {'size': list(rle['size']), 'counts': rle['counts'].decode()
+                           if isinstance(rle['counts'], bytes) else rle['counts']}
     elif not (isinstance(r['bbox'], list) and len(r['bbox']) == 4 and
               all(isinstance(v, (int, float)) for v in r['bbox'])):
       raise EvalInputError(f'{where}: [{i}] "bbox" must be [x, y, width, height] numbers')
@@ -226,8 +230,7 @@ def evaluate_coco(gt_path, results, category: str = 'person',
     coco = COCO()
     coco.dataset = copy.deepcopy(gt_json)
     coco.createIndex()
-    # loadRes adds fields to the dicts it is given; keep the caller's results untouched.
-    dets = coco.loadRes(copy.deepcopy(res)) if res else COCO()
+    dets = coco.loadRes(res) if res else COCO()
     ev = COCOeval(coco, dets, iou_type)
     ev.params.catIds = cat_ids
     ev.evaluate()

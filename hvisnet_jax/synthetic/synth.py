@@ -314,6 +314,22 @@ def ground_homography(height: int, width: int) -> np.ndarray:
   return cv2.getPerspectiveTransform(src, dst).astype(np.float64)
 
 
+SYNTH_MARKER = '.hvisnet-synth'
+
+
+def _check_replaceable(out_dir: str) -> None:
+  """out_dir may be new, empty, or an earlier `hvisnet synth` output (its marker file);
+  anything else is the user's and is refused before any work."""
+  if not os.path.lexists(out_dir):
+    return
+  if not os.path.isdir(out_dir) or os.path.islink(out_dir):
+    raise FileExistsError(f'{out_dir}: exists and is not a folder; choose another --out')
+  entries = os.listdir(out_dir)
+  if entries and SYNTH_MARKER not in entries:
+    raise FileExistsError(f'{out_dir}: holds files that hvisnet synth did not write '
+                          f'({", ".join(sorted(entries)[:5])}); choose a new or empty --out')
+
+
 def write_dataset(out_dir: str, videos: int, frames: int, height: int, width: int,
                   preset: str, seed: int, progress=None) -> Dict[str, int]:
   """Writes JPEGImages/, annotations.json (YouTube-VIS), mots/ and trajectories/ to out_dir.
@@ -326,6 +342,7 @@ def write_dataset(out_dir: str, videos: int, frames: int, height: int, width: in
                      f'frames={frames}')
   if height < 32 or width < 32:
     raise ValueError(f'frame size must be at least 32x32, got {height}x{width}')
+  _check_replaceable(out_dir)
   parent = os.path.dirname(os.path.abspath(out_dir)) or '.'
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix='.synth-', dir=parent)
@@ -393,9 +410,15 @@ def write_dataset(out_dir: str, videos: int, frames: int, height: int, width: in
         progress(v + 1, videos)
     with open(os.path.join(tmp, 'annotations.json'), 'w') as f:
       json.dump(ann, f)
-    if os.path.exists(out_dir):
-      shutil.rmtree(out_dir)
+    with open(os.path.join(tmp, SYNTH_MARKER), 'w') as f:
+      f.write('written by hvisnet synth; a later synth run may replace this folder\n')
+    old = None
+    if os.path.lexists(out_dir):               # empty or an earlier synth output (checked)
+      old = tempfile.mkdtemp(prefix='.synth-old-', dir=parent)
+      os.replace(out_dir, os.path.join(old, 'previous'))
     os.replace(tmp, out_dir)
+    if old:
+      shutil.rmtree(old, ignore_errors=True)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

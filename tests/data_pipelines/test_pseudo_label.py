@@ -116,3 +116,18 @@ def test_labelling_a_relative_source_never_touches_other_files_in_out(tmp_path, 
   assert (out / 'notes.txt').read_text() == 'mine'
   assert (out / 'JPEGImages' / 'other' / '00000.jpg').read_bytes() == b'another source'
   assert sorted(os.listdir(frames)) == ['0.jpg', '1.jpg', '2.jpg']
+
+
+def test_an_out_folder_holding_other_files_is_refused_before_labelling(tmp_path):
+  from hvisnet_jax.data_pipelines import pseudo_label  # pylint: disable=g-import-not-at-top
+  out = tmp_path / 'mine'
+  out.mkdir()
+  (out / 'notes.txt').write_text('keep me')
+  src = tmp_path / 'frames'
+  src.mkdir()
+  with pytest.raises(FileExistsError, match='mine: holds files that hvisnet pseudo-label'):
+    pseudo_label.run([str(src)], str(out), pseudo_label.Options(), teacher=object())
+  assert sorted(p.name for p in out.iterdir()) == ['notes.txt']
+  pseudo_label.check_out_dir(str(tmp_path / 'new'))           # new or earlier output: fine
+  (tmp_path / 'earlier' / 'parts').mkdir(parents=True)
+  pseudo_label.check_out_dir(str(tmp_path / 'earlier'))

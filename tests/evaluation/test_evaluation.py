@@ -447,3 +447,20 @@ def test_encode_id_map_gives_pycocotools_bytes_for_every_id(order):
     assert got0 == {int(i): ev.encode_mask(np.where(m < 0, 0, m) == i)['counts']
                     for i in np.unique(m) if i > 0}
   assert ev.encode_id_map(np.zeros((4, 5), np.int32)) == {}
+
+
+def test_coco_results_with_polygons_are_scored_as_their_masks(tmp_path):
+  """Some tools write COCO results with polygon segmentations: they are scored as the
+  masks they draw (a perfect polygon scores AP 1), not a traceback."""
+  h, w = 60, 80
+  gt = dict(images=[dict(id=1, height=h, width=w, file_name='a.jpg')],
+            categories=[dict(id=1, name='person')],
+            annotations=[dict(id=1, image_id=1, category_id=1, iscrowd=0, area=40 * 30.0,
+                              bbox=[10, 10, 40, 30],
+                              segmentation=[[10, 10, 50, 10, 50, 40, 10, 40]])])
+  (tmp_path / 'gt.json').write_text(json.dumps(gt))
+  res = [dict(image_id=1, category_id=1, score=0.9,
+              segmentation=[[10, 10, 50, 10, 50, 40, 10, 40]])]
+  r = ev.evaluate_coco(str(tmp_path / 'gt.json'), res)
+  assert r['AP'] == pytest.approx(1.0)
+  assert isinstance(res[0]['segmentation'], list)          # the caller's list is untouched

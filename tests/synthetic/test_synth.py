@@ -114,3 +114,21 @@ def test_bad_arguments(tmp_path, capsys):
   with pytest.raises(ValueError, match='at least 32x32'):
     synth.write_dataset(str(tmp_path / 'y'), 1, 1, 16, 16, 'easy', 0)
   assert not os.path.exists(tmp_path / 'y')
+
+
+def test_write_dataset_never_replaces_a_folder_it_did_not_write(tmp_path):
+  """--out holding the user's files is refused before any work (it used to be deleted);
+  an earlier synth output, recognised by its marker, is replaced whole."""
+  import pytest  # pylint: disable=g-import-not-at-top
+  user = tmp_path / 'mine'
+  user.mkdir()
+  (user / 'notes.txt').write_text('keep me')
+  with pytest.raises(FileExistsError, match='mine: holds files that hvisnet synth did not'):
+    synth.write_dataset(str(user), 1, 2, 48, 64, 'easy', 0)
+  assert (user / 'notes.txt').read_text() == 'keep me' and len(list(user.iterdir())) == 1
+  out = tmp_path / 'syn'
+  synth.write_dataset(str(out), 1, 2, 48, 64, 'easy', 0)
+  (out / 'JPEGImages' / 'stale.txt').write_text('from the first run')
+  synth.write_dataset(str(out), 1, 3, 48, 64, 'easy', 1)
+  assert not (out / 'JPEGImages' / 'stale.txt').exists()
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith('.synth')]

@@ -31,7 +31,7 @@ def add_parsers(sub) -> None:
                  'JPEGImages/ or the JSON directory)')
   g.add_argument('--categories', default='person', help='comma-separated category names kept')
   g.add_argument('--classes', default='2', help='MOTS class ids kept (10 is always ignore)')
-  g.add_argument('--clip-length', type=int, default=0,
+  g.add_argument('--clip-length', type=common.natural_int, default=0,
                  help='cut videos into clips of at most this many frames (mots default 32)')
   g.add_argument('--name', default='person', help='TFDS config name (one per source variant)')
   g.set_defaults(func=run_build_dataset)

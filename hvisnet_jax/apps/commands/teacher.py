@@ -21,7 +21,7 @@ def add_parsers(sub) -> None:
   q.add_argument('sources', nargs='+', help='video files or image folders')
   q.add_argument('--out', required=True)
   q.add_argument('--every', type=common.positive_int, default=1, help='keep every n-th frame')
-  q.add_argument('--max-frames', type=int, default=0, help='per source (0 = all)')
+  q.add_argument('--max-frames', type=common.natural_int, default=0, help='per source (0 = all)')
   q.add_argument('--max-side', type=common.positive_int, default=960, help='downscale frames to this long side')
   q.add_argument('--teacher', choices=['yolov5s-seg', 'yolov7-seg', 'ssdlite'],
                  default='yolov5s-seg', help='person detector: a COCO YOLO-seg, or SSDLite '
