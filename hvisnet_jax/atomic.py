@@ -3,6 +3,7 @@ renamed (atomic on POSIX), so an interrupted run never leaves a half-written fil
 error names the user's path, never the temporary one, and says what to check."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -33,3 +34,33 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, obj: Any, indent: int = None) -> None:
   write_text(path, json.dumps(obj, indent=indent) + ('\n' if indent else ''))
+
+
+class FolderBusyError(OSError):
+  """Another run holds the folder (an OSError, like EBUSY)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str, what: str, option: str):
+  """Holds FOLDER/.lock while one run writes there; a second run stops at once, naming the
+  holder. An flock, which the kernel releases however its holder ends (kill -9 included):
+  a stale file is simply taken over. `what` names the run ('training run'), `option` the
+  flag that chooses the folder ('--workdir'), for the message."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  os.makedirs(folder, exist_ok=True)
+  fd = os.open(os.path.join(folder, '.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip() or 'unknown'
+      raise FolderBusyError(f'{folder} is in use by another {what} ({holder}); wait for it '
+                            f'to finish, stop it, or choose another {option}') from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'pid {os.getpid()} on host {socket.gethostname()}, since '
+                  f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)
+    yield
+  finally:
+    os.close(fd)                        # releases the flock

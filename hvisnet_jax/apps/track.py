@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional
 import cv2
 import numpy as np
 
+from hvisnet_jax import atomic
 from hvisnet_jax import evaluation
 from hvisnet_jax.tracking import camera_motion as camera_motion_lib
 from hvisnet_jax.tracking import tracker as tracker_lib
@@ -94,25 +95,47 @@ def staged_output(out_dir: str, overwrite: bool = False):
   ones). An interrupted or failed run leaves no complete-looking files behind, and no
   out_dir it had to create."""
   check_output_dir(out_dir, overwrite)
-  _remove_stale_partials(out_dir)
   created = not os.path.isdir(out_dir)
-  os.makedirs(out_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-', dir=out_dir)
   try:
-    yield tmp
+    # One run at a time per --out: a second one stops at once (it used to replace the
+    # first's results silently when both finished).
+    with atomic.folder_lock(out_dir, 'hvisnet run writing there', '--out'):
+      check_output_dir(out_dir, overwrite)          # as it is now that we hold it
+      _remove_stale_partials(out_dir)
+      tmp = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-', dir=out_dir)
+      try:
+        yield tmp
+        _swap_in(out_dir, tmp)
+      finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+  except BaseException:
+    if created and os.path.isdir(out_dir) and set(os.listdir(out_dir)) <= {'.lock'}:
+      shutil.rmtree(out_dir, ignore_errors=True)
+    raise
+
+
+def _swap_in(out_dir: str, tmp: str) -> None:
+  """Replaces out_dir's earlier run by tmp's entries, whole: the old entries are renamed
+  aside first (a symlink moves as a link, nothing it points to is touched), then the new
+  ones in; if that fails the old ones go back."""
+  aside = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-old-', dir=out_dir)
+  moved, placed = [], []
+  try:
     for entry in os.listdir(out_dir):
       if _is_run_output(entry):
-        path = os.path.join(out_dir, entry)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        os.replace(os.path.join(out_dir, entry), os.path.join(aside, entry))
+        moved.append(entry)
     for entry in os.listdir(tmp):
       os.replace(os.path.join(tmp, entry), os.path.join(out_dir, entry))
+      placed.append(entry)
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    if created and not os.listdir(out_dir):
-      os.rmdir(out_dir)
+    for entry in placed:
+      os.replace(os.path.join(out_dir, entry), os.path.join(tmp, entry))
+    for entry in moved:
+      os.replace(os.path.join(aside, entry), os.path.join(out_dir, entry))
+    os.rmdir(aside)
     raise
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+  shutil.rmtree(aside, ignore_errors=True)     # unlinks symlinks, never follows them
 
 
 def _ytvis_record(video_id, track_id, height, width, segments, scores) -> dict:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import time
 from typing import Any
 
 import flax
@@ -43,45 +42,23 @@ def check_workdir_config(config, workdir):
     atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
-class WorkdirBusyError(OSError):
-  """Another run holds the workdir (an OSError, like EBUSY)."""
+WorkdirBusyError = atomic.FolderBusyError
 
 
 @contextlib.contextmanager
 def workdir_lock(workdir: str):
-  """Holds WORKDIR/.lock for one training run; a second run on the workdir stops at once.
-
-  The lock is an flock on the file, which the kernel releases when its holder exits in any
-  way (kill -9 included): a stale file is simply taken over. The file names the holder
-  (pid, host, start) for the second run's message. Local and NFS file systems only; on an
-  object store (gs://...) there is no lock and a warning says so. In a multi-process run
-  process 0 holds it for all.
-  """
+  """Holds WORKDIR/.lock for one training run; a second run on the workdir stops at once
+  (atomic.folder_lock). Local and NFS file systems only; on an object store (gs://...)
+  there is no lock and a warning says so. In a multi-process run process 0 holds it for
+  all."""
   if '://' in workdir or jax.process_index() != 0:
     if '://' in workdir:
       logging.warning('%s: no workdir lock on an object store; do not start two runs on it',
                       workdir)
     yield
     return
-  import fcntl  # pylint: disable=g-import-not-at-top
-  import socket  # pylint: disable=g-import-not-at-top
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, '.lock')
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip() or 'unknown'
-      raise WorkdirBusyError(f'{workdir} is in use by another training run ({holder}); '
-                             'wait for it to finish, stop it, or choose another --workdir'
-                             ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f'pid {os.getpid()} on host {socket.gethostname()}, since '
-                  f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)
+  with atomic.folder_lock(workdir, 'training run', '--workdir'):
     yield
-  finally:
-    os.close(fd)                        # releases the flock
 
 
 def _diff(a, b, prefix='model'):

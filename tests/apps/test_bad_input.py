@@ -102,7 +102,8 @@ def test_rerun_into_an_earlier_run_refuses_or_replaces_it_whole(tmp_path, folder
   with pytest.raises(FileExistsError, match='earlier run.*--overwrite'):
     app.track_to_dir(str(folder), synthetic_predictor, str(out), progress=False)
   app.track_to_dir(str(folder), synthetic_predictor, str(out), progress=False, overwrite=True)
-  assert sorted(os.listdir(out)) == ['results.json', 'stats.json', 'tracks.txt']
+  assert sorted(e for e in os.listdir(out) if not e.startswith('.')) == [
+      'results.json', 'stats.json', 'tracks.txt']
   (out / 'notes.txt').write_text('mine')                 # never deleted, even by --overwrite
   with pytest.raises(FileExistsError, match='not an hvisnet run \\(notes.txt\\)'):
     app.track_to_dir(str(folder), synthetic_predictor, str(out), overwrite=True)
@@ -116,7 +117,7 @@ def test_stale_partial_folders_of_killed_runs_are_removed(tmp_path, folder,
   live = out / f'.partial-{os.getpid()}-live'               # a live run's: kept
   live.mkdir()
   app.track_to_dir(str(folder), synthetic_predictor, str(out), progress=False)
-  assert sorted(e for e in os.listdir(out) if e.startswith('.')) == [live.name]
+  assert sorted(e for e in os.listdir(out) if e.startswith('.partial')) == [live.name]
 
 
 @pytest.mark.parametrize('case', ['missing', 'empty_folder', 'text_as_video'])

@@ -183,7 +183,7 @@ def test_streamed_files_are_byte_identical_to_the_in_memory_result(tmp_path, cli
   for f in ('tracks.txt', 'results.json'):
     assert (out / f).read_bytes() == (tmp_path / f).read_bytes(), f
   assert stats['identities'] == len(result.ytvis_results())
-  assert sorted(os.listdir(out)) == ['results.json', 'stats.json', 'tracks.txt']
+  assert sorted(p for p in os.listdir(out) if not p.startswith('.')) == ['results.json', 'stats.json', 'tracks.txt']
 
 
 def test_in_flight_depth_does_not_change_the_result(clip_dir, default_predictor):
@@ -252,7 +252,7 @@ def test_a_fault_in_any_stage_stops_every_thread_and_keeps_the_earlier_run(
   if fault == 'full_disk':
     assert str(out) in str(e.value) and 'No space left' in str(e.value)
   assert _threads() <= threads                     # the output and reader threads are gone
-  assert sorted(os.listdir(out)) == ['results.json', 'stats.json', 'tracks.txt']
+  assert sorted(p for p in os.listdir(out) if not p.startswith('.')) == ['results.json', 'stats.json', 'tracks.txt']
   for f, data in before.items():
     assert (out / f).read_bytes() == data
 
@@ -264,3 +264,40 @@ def test_camera_motion_compensation_runs_in_the_pipeline(clip_dir, default_predi
   plain, _ = app.track_source(str(src), default_predictor, progress=False)
   moved, _ = app.track_source(str(src), default_predictor, progress=False, camera_motion=True)
   assert {t for f in moved.frames for t in f} == {t for f in plain.frames for t in f}
+
+
+def test_overwrite_replaces_an_earlier_run_whole_even_through_a_symlink(tmp_path, clip_dir,
+                                                                        default_predictor):
+  """An earlier run's `masks` is a symlink to the user's folder: --overwrite replaces the
+  run (the link goes, the folder it pointed to is untouched); it used to fail half way,
+  the old run deleted and the new one discarded."""
+  src, _ = clip_dir
+  out = tmp_path / 'run'
+  app.track_to_dir(str(src), default_predictor, str(out), progress=False)
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'keep.png').write_bytes(b'user data')
+  os.symlink(mine, out / 'masks')
+  app.track_to_dir(str(src), default_predictor, str(out), progress=False, overwrite=True,
+                   save_masks=True)
+  assert (mine / 'keep.png').read_bytes() == b'user data'
+  assert (out / 'masks').is_dir() and not (out / 'masks').is_symlink()
+  assert (out / 'tracks.txt').is_file()
+  assert not [p for p in os.listdir(out) if p.startswith('.partial')]
+
+
+def test_a_second_run_into_the_same_out_stops_at_once_naming_the_first(tmp_path, clip_dir,
+                                                                       default_predictor):
+  from hvisnet_jax import atomic  # pylint: disable=g-import-not-at-top
+  src, _ = clip_dir
+  out = tmp_path / 'run'
+  app.track_to_dir(str(src), default_predictor, str(out), progress=False)
+  before = (out / 'tracks.txt').read_bytes()
+  with atomic.folder_lock(str(out), 'hvisnet run writing there', '--out'):
+    with pytest.raises(atomic.FolderBusyError, match=f'pid {os.getpid()}'):
+      app.track_to_dir(str(src), default_predictor, str(out), progress=False, overwrite=True)
+  assert (out / 'tracks.txt').read_bytes() == before
+  new = tmp_path / 'new'
+  with atomic.folder_lock(str(new), 'hvisnet run writing there', '--out'):
+    with pytest.raises(atomic.FolderBusyError):
+      app.track_to_dir(str(src), default_predictor, str(new), progress=False)
