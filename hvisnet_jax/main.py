@@ -72,9 +72,11 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   # Quiet by default: hvisnet's own progress at INFO, only warnings from the libraries
   # under it (orbax logs every file it writes, jax every backend it tried); --verbose: all.
-  if not _VERBOSE.value:     # (ABSLHandler hands records on: the filter goes on its handler)
-    logging.get_absl_handler().python_handler.addFilter(
-        lambda r: r.levelno >= logging.WARNING or
+  if not _VERBOSE.value:
+    # Records carry Python's levels (absl's own constants are -3..1): compare with those.
+    import logging as py_logging  # pylint: disable=g-import-not-at-top
+    logging.get_absl_handler().addFilter(
+        lambda r: r.levelno >= py_logging.WARNING or
         os.sep + 'hvisnet_jax' + os.sep in r.pathname)
   config = _CONFIG.value
   state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
