@@ -110,9 +110,9 @@ def _workdir(s):
 CACHE = ''       # filled by prepare(): inputs made once, copied into each sandbox
 
 
-def prepare(root):
-  """The inputs every sandbox copies: a synthetic dataset, an earlier track run, a
-  trained-for-2-steps workdir."""
+def prepare(root, workdir: bool = True):
+  """The inputs every sandbox copies: a synthetic dataset, an earlier track run and (for
+  the export cases) a workdir trained for one step."""
   global CACHE
   CACHE = root
   if os.path.isfile(os.path.join(root, 'ready')):
@@ -122,6 +122,8 @@ def prepare(root):
   seq = os.listdir(os.path.join(root, 'syn', 'JPEGImages'))[0]
   run(['track', os.path.join(root, 'syn', 'JPEGImages', seq), '--out',
        os.path.join(root, 'track'), '--model', 'synthetic', '--quiet'], check=True)
+  if not workdir:
+    return
   run(['train', '--config=configs/hvisnet_tiny.py', f'--workdir={os.path.join(root, "wd")}',
        '--config.train.steps=1', '--config.train.batch_size=2', '--config.train.log_every=1',
        '--config.train.checkpoint_every=1', '--config.evals.synthetic.every=0',
@@ -277,7 +279,7 @@ def cases():
         case('synth out is a file', ['synth', '--out', '{S}/notes.txt', '--frames', '2'],
              says=['notes.txt']),
         case('synth out holds user files', ['synth', '--out', '{S}/userdir', '--frames', '2',
-                                            '--size', '48x64'], says=['userdir']),
+                                            '--size', '48x64'], says=['userdir'], quick=True),
         case('synth valid', ['synth', '--out', '{S}/o', '--videos', '1', '--frames', '2',
                              '--size', '48x64', '--quiet'], expect=OK),
         ]
@@ -320,7 +322,7 @@ def cases():
         case('export workdir without checkpoints', ['export', '{S}/userdir', '--out', '{S}/e'],
              says=['userdir']),
         case('export into user files', ['export', '{S}/wd', '--out', '{S}/userdir'],
-             says=['userdir'], setup=_workdir, quick=True),
+             says=['userdir'], setup=_workdir),
         case('export into its workdir', ['export', '{S}/wd', '--out', '{S}/wd'], says=['wd'],
              setup=_workdir),
         case('export dtype junk', ['export', '{S}/wd', '--out', '{S}/e', '--dtype', 'int8'],

@@ -16,7 +16,7 @@ QUICK = [c for c in cli_probe.cases() if c['quick']]
 @pytest.fixture(scope='module')
 def work(tmp_path_factory):
   w = tmp_path_factory.mktemp('probe')
-  cli_probe.prepare(str(w / 'inputs'))
+  cli_probe.prepare(str(w / 'inputs'), workdir=False)      # no quick case exports
   return str(w)
 
 
@@ -29,3 +29,7 @@ def test_the_table_has_a_hundred_cases_with_unique_names():
 def test_quick_probe_case(work, case):
   row = cli_probe.run_case(case, work)
   assert not row['problems'], row
+
+
+def test_no_quick_case_needs_the_trained_workdir():
+  assert all(c['setup'] is not cli_probe._workdir for c in QUICK)  # pylint: disable=protected-access
