@@ -221,7 +221,6 @@ def _one_core():
 def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
   """The host's work per frame after the network, on stored network outputs (a replay:
   no device): mask paste, tracker, identity map, RLE and result files, ms per frame each."""
-  from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=g-import-not-at-top
   trk = tracker_lib.Tracker(app.model_tracker_config(pred))
@@ -235,10 +234,7 @@ def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
     t1 = clock()
     assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
     t2 = clock()
-    # As track_source does: RLE of the detections' label map, renamed to track ids (the
-    # identity map is only built for rendering and mask files).
-    masks = {assigned[d]: c for d, c in evaluation.encode_id_map(
-        out['label_map'], background=-1).items() if d in assigned}
+    masks = app.track_masks(out['label_map'], assigned)    # as track_source does
     t3 = clock()
     files.add(t, masks, {}, {tid: float(out['scores'][d]) for d, tid in assigned.items()})
     t4 = clock()

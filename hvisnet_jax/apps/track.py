@@ -265,6 +265,14 @@ def model_tracker_config(predictor, **kw) -> tracker_lib.TrackerConfig:
       model_tracker_settings(predictor), "the model config's tracker section", **kw)
 
 
+def track_masks(label_map: np.ndarray, assigned: Dict[int, int]) -> Dict[int, bytes]:
+  """{track id: COCO RLE counts} of a frame: the detections' label map encoded in one scan
+  and renamed to track ids (the same bytes as encoding the identity map, without building
+  it); detections no track took are left out."""
+  return {assigned[d]: c for d, c in
+          evaluation.encode_id_map(label_map, background=-1).items() if d in assigned}
+
+
 class _OutputThread(threading.Thread):
   """Per-frame output work (RLE, result files, rendering) off the main thread, in frame
   order. The queue is bounded, so a slow disk holds the pipeline back instead of letting
@@ -353,9 +361,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     nonlocal target
     if target is None:
       target = (sink or TrackResult)(*frame.shape[:2])
-    if id_map is None:     # RLE of the detections' label map, renamed: id_map is not needed
-      masks = {assigned[d]: c for d, c in
-               evaluation.encode_id_map(label_map, background=-1).items() if d in assigned}
+    if id_map is None:
+      masks = track_masks(label_map, assigned)
     else:
       masks = evaluation.encode_id_map(id_map)
     target.add(idx, masks, boxes, scores)

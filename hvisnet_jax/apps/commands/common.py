@@ -30,23 +30,22 @@ def add_cpu_devices(parser) -> None:
                            'where 2+ cores are free; 1 = one device). No effect on GPUs/TPUs')
 
 
-def natural_int(text: str) -> int:
-  """argparse type: a whole number >= 0."""
+def _whole_number_at_least(least: int, text: str) -> int:
   try:
     value = int(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {text!r}') from None
-  if value < 0:
-    raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {value}')
+    raise argparse.ArgumentTypeError(f'expected a whole number >= {least}, got {text!r}'
+                                     ) from None
+  if value < least:
+    raise argparse.ArgumentTypeError(f'expected a whole number >= {least}, got {value}')
   return value
+
+
+def natural_int(text: str) -> int:
+  """argparse type: a whole number >= 0."""
+  return _whole_number_at_least(0, text)
 
 
 def positive_int(text: str) -> int:
   """argparse type: a whole number >= 1."""
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {text!r}') from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {value}')
-  return value
+  return _whole_number_at_least(1, text)
