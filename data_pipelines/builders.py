@@ -189,7 +189,8 @@ def build(fmt: str, source: str, out: str, splits: Optional[Dict[str, str]] = No
   if builder.is_prepared():
     meta = builder.info.metadata
     built = (meta.get('source'), meta.get('options'))
-    if built != (os.path.abspath(source), _options(cfg)):
+    same_source = built[0] is not None and os.path.realpath(built[0]) == os.path.realpath(source)
+    if not same_source or built[1] != _options(cfg):   # a link to the same folder is the same
       raise FileExistsError(
           f'{builder.data_dir} already holds a dataset built from {built[0]} with {built[1]}; '
           f'choose another --name or --out (or delete it) to build {source} with '

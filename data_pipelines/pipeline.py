@@ -74,15 +74,92 @@ def _check_config(dcfg, max_instances: int) -> None:
     raise ValueError(f'data.max_instances must be >= 1, got {max_instances}')
 
 
+def _crop_features(masks):
+  """(box, inner center, centroid) of each cropped mask: the record builder's own NumPy code
+  (records.instance_features), so a cut-off person's centers follow the same definition."""
+  from hvisnet_jax.training import centers  # pylint: disable=g-import-not-at-top
+  masks = masks.astype(bool)
+  box = np.array([centers.box_of(m) for m in masks], np.float32).reshape(-1, 4)
+  inner = np.array([centers.inner_center(m) for m in masks], np.float32).reshape(-1, 2)
+  cen = np.array([centers.mask_centroid(m) for m in masks], np.float32).reshape(-1, 2)
+  return box, inner, cen
+
+
+def zoom_crop(img, masks, box, inner, cen, ids, ibox, zoom, min_visible: float):
+  """Cuts a window of 1/z of the frame's height and width (a zoom-in by z once resized).
+
+  zoom: (z, fy, fx), the window's place given as fractions of the free room. People still
+  showing at least `min_visible` of their mask stay, their box and centers recomputed on
+  what shows (a person cut by the frame's edge, as in many photos); people cut to a sliver
+  become ignore regions, where the trainer makes no negatives.
+  """
+  z, fy, fx = zoom[0], zoom[1], zoom[2]
+  hw = tf.shape(img)[:2]
+  hwf = tf.cast(hw, tf.float32)
+  ch = tf.clip_by_value(tf.cast(tf.round(hwf[0] / z), tf.int32), 1, hw[0])
+  cw = tf.clip_by_value(tf.cast(tf.round(hwf[1] / z), tf.int32), 1, hw[1])
+  oy = tf.minimum(tf.cast(fy * tf.cast(hw[0] - ch + 1, tf.float32), tf.int32), hw[0] - ch)
+  ox = tf.minimum(tf.cast(fx * tf.cast(hw[1] - cw + 1, tf.float32), tf.int32), hw[1] - cw)
+  img = img[oy:oy + ch, ox:ox + cw]
+  cut = masks[:, oy:oy + ch, ox:ox + cw]
+  full = tf.reduce_sum(tf.cast(masks, tf.float32), [1, 2])
+  shown = tf.reduce_sum(tf.cast(cut, tf.float32), [1, 2])
+  keep = shown >= min_visible * tf.maximum(full, 1.0)
+  sliver = (shown > 0) & ~keep
+  box, inner, cen = tf.numpy_function(_crop_features, [cut], [tf.float32] * 3, stateful=False)
+  box, inner, cen = (tf.reshape(box, [-1, 4]), tf.reshape(inner, [-1, 2]),
+                     tf.reshape(cen, [-1, 2]))
+  off = tf.cast(tf.stack([ox, oy, ox, oy]), tf.float32)
+  size = tf.cast(tf.stack([cw, ch, cw, ch]), tf.float32)
+  moved = tf.clip_by_value(ibox - off, 0.0, size)
+  crowd_in = (moved[:, 2] > moved[:, 0]) & (moved[:, 3] > moved[:, 1])
+  ibox = tf.concat([tf.boolean_mask(moved, crowd_in), tf.boolean_mask(box, sliver)], 0)
+  return (img, tf.boolean_mask(cut, keep), tf.boolean_mask(box, keep),
+          tf.boolean_mask(inner, keep), tf.boolean_mask(cen, keep),
+          tf.boolean_mask(ids, keep), ibox)
+
+
 def frame_fn(dcfg, max_instances: int):
-  """(example, t, flip, scale index) -> one padded training frame."""
+  """(example, t, flip, scale index[, zoom]) -> one padded training frame.
+
+  zoom: None, or (apply, z, fy, fx): when apply, the frame is first cut to a window of 1/z
+  of its size (zoom_crop), so people appear up to z times larger and cut by the edges.
+  """
   pad_h, pad_w = (int(x) for x in dcfg.pad_size)
   scales = tf.constant([float(s) for s in dcfg.scales], tf.float32)
   max_size = float(dcfg.max_size)
+  min_visible = float(dcfg.get('zoom_min_visible', 0.25))
   m = max_instances
 
-  def fn(ex, t, flip, scale_index):
+  def fn(ex, t, flip, scale_index, zoom=None):
     img = tf.io.decode_image(ex['frames'][t], channels=3, expand_animations=False)
+    inst = ex['instances']
+    in_frame = tf.equal(inst['frame'], tf.cast(t, tf.int32))
+    sel = tf.where(in_frame & ~inst['crowd'])[:, 0]
+    n = tf.shape(sel)[0]
+    # Crowd / ignore regions: their boxes, where no location is a negative.
+    isel = tf.where(in_frame & inst['crowd'])[:m, 0]
+    ibox = tf.gather(inst['box'], isel)
+
+    def decode_masks():
+      pngs = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
+                       fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+      return pngs[..., 0] > 0
+    # A frame with nobody in it (people left the scene) trains as background.
+    hw0 = tf.shape(img)[:2]
+    masks = tf.cond(n > 0, decode_masks, lambda: tf.zeros([0, hw0[0], hw0[1]], tf.bool))
+    box = tf.gather(inst['box'], sel)
+    inner = tf.gather(inst['inner_center'], sel)
+    cen = tf.gather(inst['centroid'], sel)
+    ids = tf.cast(tf.gather(inst['id'], sel), tf.int32)
+    if zoom is not None:
+      parts = (img, masks, box, inner, cen, ids, ibox)
+      img, masks, box, inner, cen, ids, ibox = tf.cond(
+          zoom[0], lambda: zoom_crop(*parts, zoom[1:], min_visible), lambda: parts)
+    # At most m instances (the first ones, as the records list them), m ignore regions.
+    masks, box, inner, cen, ids, ibox = masks[:m], box[:m], inner[:m], cen[:m], ids[:m], ibox[:m]
+    n, ni = tf.shape(ids)[0], tf.shape(ibox)[0]
+
     hw = tf.cast(tf.shape(img)[:2], tf.float32)
     s = tf.reduce_min(tf.stack([scales[scale_index] / tf.reduce_min(hw),
                                 max_size / tf.reduce_max(hw), pad_h / hw[0], pad_w / hw[1]]))
@@ -90,26 +167,12 @@ def frame_fn(dcfg, max_instances: int):
     nw = tf.minimum(tf.cast(tf.round(hw[1] * s), tf.int32), pad_w)
     sy, sx = tf.cast(nh, tf.float32) / hw[0], tf.cast(nw, tf.float32) / hw[1]
     img = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, (nh, nw))), 0, 255), tf.uint8)
-
-    inst = ex['instances']
-    in_frame = tf.equal(inst['frame'], tf.cast(t, tf.int32))
-    sel = tf.where(in_frame & ~inst['crowd'])[:m, 0]
-    n = tf.shape(sel)[0]
-    # Crowd / ignore regions: their boxes, where no location is a negative.
-    isel = tf.where(in_frame & inst['crowd'])[:m, 0]
-    ni = tf.shape(isel)[0]
-    ibox = tf.gather(inst['box'], isel) * tf.stack([sx, sy, sx, sy])
-
-    def decode_masks():
-      pngs = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
-                       fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
-      return tf.image.resize(pngs, (nh, nw), method='nearest')[..., 0] > 0
-    # A frame with nobody in it (people left the scene) trains as background.
-    masks = tf.cond(n > 0, decode_masks, lambda: tf.zeros([0, nh, nw], tf.bool))
-    box = tf.gather(inst['box'], sel) * tf.stack([sx, sy, sx, sy])
-    inner = tf.gather(inst['inner_center'], sel) * tf.stack([sx, sy])
-    cen = tf.gather(inst['centroid'], sel) * tf.stack([sx, sy])
-    ids = tf.cast(tf.gather(inst['id'], sel), tf.int32)
+    masks = tf.image.resize(tf.cast(masks[..., None], tf.uint8), (nh, nw),
+                            method='nearest')[..., 0] > 0
+    box = box * tf.stack([sx, sy, sx, sy])
+    ibox = ibox * tf.stack([sx, sy, sx, sy])
+    inner = inner * tf.stack([sx, sy])
+    cen = cen * tf.stack([sx, sy])
 
     w = tf.cast(nw, tf.float32)
 
@@ -139,10 +202,14 @@ def frame_fn(dcfg, max_instances: int):
   return fn
 
 
+_ZOOM_STREAM = 1_000_003
+
+
 def pair_fn(dcfg, max_instances: int, seed: int, process_index: int):
   """(pair index, clip) -> two frames of the clip, stacked; randomness keyed by the index."""
   frame = frame_fn(dcfg, max_instances)
   gap, n_scales = int(dcfg.pair_gap), len(dcfg.scales)
+  zoom_in, zoom_prob = float(dcfg.get('zoom_in', 1.0)), float(dcfg.get('zoom_prob', 0.5))
 
   def fn(i, ex):
     r = tf.random.stateless_uniform([6], seed=tf.stack([tf.constant(seed, tf.int64) * 65_537 +
@@ -152,7 +219,15 @@ def pair_fn(dcfg, max_instances: int, seed: int, process_index: int):
     t1 = tf.clip_by_value(t0 + tf.cast(r[1] * (2 * gap + 1), tf.int32) - gap, 0, length - 1)
     flips = (r[2:4] < 0.5) & bool(dcfg.flip)
     sc = tf.minimum(tf.cast(r[4:6] * n_scales, tf.int32), n_scales - 1)
-    a, b = frame(ex, t0, flips[0], sc[0]), frame(ex, t1, flips[1], sc[1])
+    if zoom_in > 1.0:          # a stream of its own: without zoom the pairs stay as they were
+      zr = tf.random.stateless_uniform([8], seed=tf.stack([
+          tf.constant(seed, tf.int64) * 65_537 + process_index + _ZOOM_STREAM, i]))
+      zooms = [(zr[k] < zoom_prob, 1.0 + zr[k + 1] * (zoom_in - 1.0), zr[k + 2], zr[k + 3])
+               for k in (0, 4)]
+    else:
+      zooms = [None, None]
+    a = frame(ex, t0, flips[0], sc[0], zooms[0])
+    b = frame(ex, t1, flips[1], sc[1], zooms[1])
     return {k: tf.stack([a[k], b[k]]) for k in a}
   return fn
 

@@ -85,7 +85,11 @@ def data_config() -> ml_collections.ConfigDict:
       preset='easy', videos=24, frames=40, height=240, width=320,
       # tfds source (data_pipelines/pipeline.py)
       tfds_dir='', tfds_weights=(), split='train', scales=tuple(range(256, 609, 32)), max_size=1024,
-      pad_size=(608, 1024), flip=True, pair_gap=8, shuffle_buffer=256))
+      pad_size=(608, 1024), flip=True, pair_gap=8, shuffle_buffer=256,
+      # Zoom-in crops: with probability zoom_prob a frame is cut to 1/z of its size, z up
+      # to zoom_in (1 = off), before the resize; people showing less than zoom_min_visible
+      # of their mask become ignore regions (pipeline.zoom_crop).
+      zoom_in=1.0, zoom_prob=0.5, zoom_min_visible=0.25))
 
 
 def targets_config() -> ml_collections.ConfigDict:

@@ -251,11 +251,16 @@ def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
       [r['valid'][0].sum() for r in raw_outputs])))
 
 
-def bench_pipeline(pred, source: str, frames: int, null_network: bool, warmup: int) -> Dict:
+def bench_pipeline(pred, source: str, frames: int, null_network: bool, warmup: int,
+                   repeats: int = 1) -> Dict:
   """`hvisnet track`'s stages on the first `frames` frames of a source, ms per frame each,
   beside the end-to-end rate of the real pipeline (track_to_dir, threads and all) and the
   predictor's own rate (resize, network, readback, mask paste; all devices busy).
 
+  repeats: rounds of (predictor alone, then the whole pipeline), back to back; the rates
+  are the rounds' medians and the ratio the median of the rounds' own ratios, so a machine
+  whose speed drifts between minutes (a shared CPU: 15 to 19 frames/s between two runs
+  here) compares the two under the same conditions.
   null_network: only the host's stages, replaying stored network outputs on one core: the
   rate the host could sustain behind an infinitely fast network.
   """
@@ -295,26 +300,37 @@ def bench_pipeline(pred, source: str, frames: int, null_network: bool, warmup: i
   row['ms_per_frame'] = {k: round(ms[k], 3) for k in PIPELINE_STAGES}
   if null_network:
     return row
-  t0 = clock()
-  for c in chunks:
-    pred.collect(pred.dispatch(c))
-  row['predictor_fps'] = n / (clock() - t0)
-  with tempfile.TemporaryDirectory() as tmp:
-    stats = app.track_to_dir(source, pred, os.path.join(tmp, 'out'), progress=False,
-                             max_frames=frames)
-  row['end_to_end_fps'] = stats['fps']
-  row['end_to_end_over_predictor'] = stats['fps'] / row['predictor_fps']
+  rounds = []
+  for _ in range(repeats):
+    t0 = clock()
+    for c in chunks:
+      pred.collect(pred.dispatch(c))
+    predictor_fps = n / (clock() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+      stats = app.track_to_dir(source, pred, os.path.join(tmp, 'out'), progress=False,
+                               max_frames=frames)
+    rounds.append(dict(predictor_fps=predictor_fps, end_to_end_fps=stats['fps'],
+                       ratio=stats['fps'] / predictor_fps))
+  row['predictor_fps'] = float(np.median([r['predictor_fps'] for r in rounds]))
+  row['end_to_end_fps'] = float(np.median([r['end_to_end_fps'] for r in rounds]))
+  row['end_to_end_over_predictor'] = float(np.median([r['ratio'] for r in rounds]))
+  row['rounds'] = rounds
   return row
 
 
 def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spec: str,
         warmup: int, runs: int, source: str = None, compile_torch: bool = True,
-        model: Optional[str] = None, frames: int = 200, null_network: bool = False) -> Dict:
+        model: Optional[str] = None, frames: int = 200, null_network: bool = False,
+        repeats: int = 1) -> Dict:
+  """One benchmark; `source` (--what pipeline) is a video or a list of them, timed one
+  after another with the same compiled model."""
   import jax  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
   if size is None and what != 'pipeline':
     size = 512
   dev = jax.devices()[0]
+  if what == 'pipeline':                 # the model's own config, not --config
+    config_spec = model if model and model.split(':')[0].endswith('.py') else None
   meta = dict(what=what, batch=batch, dtype=dtype, size=size, config=config_spec,
               device=dev.device_kind, platform=dev.platform, devices=len(jax.devices()),
               cpu_count=os.cpu_count(), host=platform.machine(),
@@ -349,8 +365,9 @@ def run(what: str, framework: str, batch: int, dtype: str, size: int, config_spe
       pred = predictor.Predictor.from_export(model)
     if size:
       pred.config.inference.update(min_size=size, max_size=size * 2)
-    results.append(dict(framework='jax', model=model or 'real', **bench_pipeline(
-        pred, source, frames, null_network, warmup)))
+    for src in ([source] if isinstance(source, str) else source):
+      results.append(dict(framework='jax', model=model or 'real', **bench_pipeline(
+          pred, src, frames, null_network, warmup, repeats)))
   else:
     raise ValueError(f'--what must be inference, train, tracker or pipeline; got {what!r}')
   return dict(meta, results=results)

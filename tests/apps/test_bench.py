@@ -92,3 +92,24 @@ def test_pipeline_stages_and_the_null_network_replay(tmp_path):
   null = bench.bench_pipeline(pred, path, frames=6, null_network=True, warmup=1)
   assert 'end_to_end_fps' not in null and null['host_only_fps_one_core'] > 0
   assert np.isfinite(null['host_only_fps_one_core'])
+
+
+def test_pipeline_times_several_sources_in_rounds(tmp_path):
+  """Both videos in one run, each in back-to-back rounds of predictor then pipeline; the
+  reported ratio is the median of the rounds' own ratios."""
+  import numpy as np
+  from hvisnet_jax.apps import bench
+  from hvisnet_jax.synthetic import synth
+  paths = []
+  for k, (h, w) in enumerate(((96, 128), (64, 96))):
+    paths.append(str(tmp_path / f'clip{k}.mp4'))
+    synth.render_video(7 + k, 0, 4, h, w, 'easy').write_mp4(paths[-1])
+  res = bench.run('pipeline', 'jax', 1, 'float32', None, 'ignored.py', 1, 1, source=paths,
+                  model='synthetic', frames=4, repeats=2)
+  assert res['config'] is None                 # the export's model, not --config
+  assert [r['source'] for r in res['results']] == paths
+  assert [r['frame_hw'] for r in res['results']] == [[96, 128], [64, 96]]
+  for row in res['results']:
+    assert len(row['rounds']) == 2
+    assert row['end_to_end_over_predictor'] == np.median([r['ratio'] for r in row['rounds']])
+    assert row['predictor_fps'] == np.median([r['predictor_fps'] for r in row['rounds']])

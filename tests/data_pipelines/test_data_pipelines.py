@@ -154,6 +154,59 @@ def test_flip_keeps_image_masks_boxes_and_centers_aligned(built):
   np.testing.assert_array_equal(e['images'], b['images'])
 
 
+def _zoomed(fn, ex, z, fy, fx):
+  zoom = (tf.constant(True), tf.constant(z), tf.constant(fy), tf.constant(fx))
+  return tfds.as_numpy(fn(ex, 0, tf.constant(False), 0, zoom))
+
+
+def test_zoom_crop_cuts_people_at_the_window_and_recomputes_their_boxes(built):
+  """A 2x zoom-in shows a quarter of the photo: whoever shows enough of their mask stays,
+  with a box and an inner center on what shows; slivers become ignore regions."""
+  d = _data_config(built['coco'].data_dir, scales=(128,), max_instances=16)
+  ex = next(iter(built['coco'].as_dataset(split='train', decoders=pipeline._SKIP_DECODING)))
+  fn = pipeline.frame_fn(d, 16)
+  plain = tfds.as_numpy(fn(ex, 0, tf.constant(False), 0))
+  h0, w0 = int(ex['height']), int(ex['width'])
+  for fy, fx in ((0.5, 0.3), (0.0, 1.0)):
+    z = _zoomed(fn, ex, 2.0, fy, fx)
+    # The window is the photo's own pixels, enlarged: its mean colour matches the same
+    # region of the unzoomed frame.
+    nh, nw = round(h0 * 128 / min(h0, w0)), round(w0 * 128 / min(h0, w0))
+    ch, cw = round(h0 / 2), round(w0 / 2)
+    oy, ox = min(int(fy * (h0 - ch + 1)), h0 - ch), min(int(fx * (w0 - cw + 1)), w0 - cw)
+    region = plain['images'][round(oy * nh / h0):round((oy + ch) * nh / h0),
+                             round(ox * nw / w0):round((ox + cw) * nw / w0)]
+    assert abs(z['images'][:nh, :nw].mean() - region.mean()) < 4
+    assert 0 < z['valid'].sum() < plain['valid'].sum()
+    for k in np.flatnonzero(z['valid']):
+      np.testing.assert_allclose(z['boxes'][k], centers.box_of(z['masks'][k]), atol=1.5)
+      x, y = z['inner'][k]
+      assert z['masks'][k, int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].any()
+    assert np.isnan(z['inner'][~z['valid']]).all() and not z['masks'][~z['valid']].any()
+  # Asking for the whole of each person turns the cut ones into ignore regions.
+  strict = pipeline.frame_fn(_data_config(built['coco'].data_dir, scales=(128,),
+                                          max_instances=16, zoom_min_visible=0.999), 16)
+  loose = _zoomed(fn, ex, 2.0, 0.5, 0.3)
+  tight = _zoomed(strict, ex, 2.0, 0.5, 0.3)
+  cut = loose['valid'].sum() - tight['valid'].sum()
+  assert cut > 0 and tight['ignore_valid'].sum() == loose['ignore_valid'].sum() + cut
+
+
+def test_zoom_in_batches_train_and_zoom_off_leaves_the_stream_as_it_was(built):
+  base = _data_config(built['ytvis'].data_dir)
+  off = pipeline.TfdsSource(base, global_batch=4, process_index=0, process_count=1).batch(1, 4, 0)
+  zoom = _data_config(built['ytvis'].data_dir, zoom_in=3.0, zoom_prob=1.0)
+  on = pipeline.TfdsSource(zoom, global_batch=4, process_index=0, process_count=1).batch(1, 4, 0)
+  same = _data_config(built['ytvis'].data_dir, zoom_in=1.0, zoom_prob=1.0)
+  again = pipeline.TfdsSource(same, global_batch=4, process_index=0, process_count=1).batch(1, 4, 0)
+  for k in off:
+    np.testing.assert_array_equal(off[k], again[k])
+  assert on['images'].shape == off['images'].shape
+  assert not np.array_equal(on['images'], off['images'])
+  v = on['valid']
+  assert np.isfinite(on['boxes'][v]).all() and (on['boxes'][v][:, 2:] > on['boxes'][v][:, :2]).all()
+
+
 def test_two_hosts_see_disjoint_clips(built):
   d = _data_config(built['ytvis'].data_dir)
   seen = []
@@ -320,6 +373,11 @@ def test_build_dataset_cli(tmp_path, synth_dir, capsys):
   assert pipeline.find_dataset_dir(str(out)).endswith(os.path.join('person', '1.0.0'))
   # The same build again is a no-op; another source into the same place is refused.
   assert cli.main(['build-dataset', '--format', 'ytvis', '--source', synth_dir,
+                   '--out', str(out), '--clip-length', '4']) == 0
+  assert 'train: 6 clips' in capsys.readouterr().out
+  link = tmp_path / 'link'                    # a link to the same folder is the same source
+  link.symlink_to(synth_dir)
+  assert cli.main(['build-dataset', '--format', 'ytvis', '--source', str(link),
                    '--out', str(out), '--clip-length', '4']) == 0
   assert 'train: 6 clips' in capsys.readouterr().out
   other = tmp_path / 'other'

@@ -21,7 +21,11 @@ def add_parsers(sub) -> None:
   b.add_argument('--config', default=common.DEFAULT_CONFIG)
   b.add_argument('--warmup', type=int, default=3)
   b.add_argument('--runs', type=common.positive_int, default=10)
-  b.add_argument('--source', default=None, help='video for --what pipeline')
+  b.add_argument('--source', nargs='+', default=None, metavar='VIDEO',
+                 help='--what pipeline: one or more videos, timed in one run')
+  b.add_argument('--repeats', type=common.positive_int, default=1,
+                 help='--what pipeline: rounds of predictor alone then the whole pipeline, '
+                 'back to back; medians reported (default 1)')
   b.add_argument('--model', default=None, help='--what pipeline: an export dir, a built-in '
                  'model name (default: real), or a config file (its network untrained: speed '
                  'only, e.g. configs/hvisnet_dla34.py)')
@@ -45,7 +49,7 @@ def run(args) -> int:
   res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
                   args.warmup, args.runs, source=args.source,
                   compile_torch=not args.no_torch_compile, model=args.model,
-                  frames=args.frames, null_network=args.null_network)
+                  frames=args.frames, null_network=args.null_network, repeats=args.repeats)
   text = json.dumps(res, indent=2)
   print(text)
   if args.json:
