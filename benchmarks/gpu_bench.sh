@@ -33,10 +33,10 @@ bench() {  # NAME ARGS...: one `hvisnet bench` run, its JSON at OUT/NAME.json
 # hvisnet track's stages (ms per frame each) and its end-to-end rate beside the predictor's:
 # the built-in real model at its own size; the host's ceiling alone (stored network
 # outputs replayed on one core); DLA-34 at 512 (untrained: speed only).
-bench pipeline_gpu_vtest --what pipeline --source "$VIDEO" --frames 400
+bench pipeline_gpu_vtest --what pipeline --source "$VIDEO" --frames 400 --repeats 3
 bench pipeline_gpu_vtest_null --what pipeline --source "$VIDEO" --frames 400 --null-network
 bench pipeline_gpu_vtest_dla34 --what pipeline --source "$VIDEO" --frames 400 \
-  --model configs/hvisnet_dla34.py --size 512
+  --model configs/hvisnet_dla34.py --size 512 --repeats 3
 bench inference_gpu_512_b1_f32_mobile --what inference --config configs/hvisnet_mobile.py \
   --batch 1 --dtype float32
 DLA=(--what inference --config configs/hvisnet_dla34.py --framework both)

@@ -22,14 +22,16 @@ class CameraMotion:
   """estimate(frame, people) -> the 2x3 transform taking the previous frame's pixels to
   this frame's (the identity for the first frame, or where too few corners follow).
 
-  Frames are followed at `work_width` pixels wide: at 320 wide and 300 corners a
-  720x576 frame costs ~5 ms on one CPU core and the transform is within 0.05 px of the
-  truth on benchmarks/tracker_peers.py's filmed texture (480 wide, 600 corners: 11 ms,
-  0.03 px).
+  Frames are followed at `work_width` pixels wide (a bilinear resize: area averaging cost
+  8x more on a 720x576 frame for the same transform), by Lucas-Kanade windows of
+  `window` pixels over 4 pyramid levels: 15 px windows cost half of OpenCV's default 21
+  for transforms within 0.2 px of the truth on a 640x480 pan, zoom and turn.
   """
 
-  def __init__(self, work_width: int = 320, max_corners: int = 300, min_points: int = 10):
+  def __init__(self, work_width: int = 320, max_corners: int = 300, min_points: int = 10,
+               window: int = 15):
     self.work_width, self.max_corners, self.min_points = work_width, max_corners, min_points
+    self.window = window
     self._prev = None                      # (gray at work size, its corner mask)
     self._scale = 1.0
 
@@ -39,7 +41,7 @@ class CameraMotion:
     h, w = gray.shape
     self._scale = min(1.0, self.work_width / w)
     size = (max(1, round(w * self._scale)), max(1, round(h * self._scale)))
-    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA) if self._scale < 1 else gray
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR) if self._scale < 1 else gray
     mask = np.zeros(small.shape, np.uint8)
     bh, bw = max(1, small.shape[0] // 50), max(1, small.shape[1] // 50)
     mask[bh:-bh, bw:-bw] = 255
@@ -56,7 +58,8 @@ class CameraMotion:
                                   blockSize=3)
     if pts is None or len(pts) < self.min_points:
       return IDENTITY.copy()
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_small, small, pts, None)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_small, small, pts, None,
+                                                winSize=(self.window, self.window), maxLevel=3)
     ok = status.ravel() == 1
     if ok.sum() < self.min_points:
       return IDENTITY.copy()
