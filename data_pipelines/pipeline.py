@@ -72,6 +72,11 @@ def _check_config(dcfg, max_instances: int) -> None:
     raise ValueError(f'data.scales must be short-side sizes >= 32, got {dcfg.scales}')
   if max_instances < 1:
     raise ValueError(f'data.max_instances must be >= 1, got {max_instances}')
+  zoom = (float(dcfg.get('zoom_in', 1.0)), float(dcfg.get('zoom_prob', 0.5)),
+          float(dcfg.get('zoom_min_visible', 0.25)))
+  if zoom[0] < 1 or not 0 <= zoom[1] <= 1 or not 0 < zoom[2] <= 1:
+    raise ValueError(f'data.zoom_in must be >= 1 (1 = off), data.zoom_prob in [0, 1] and '
+                     f'data.zoom_min_visible in (0, 1]; got {zoom[0]}, {zoom[1]}, {zoom[2]}')
 
 
 def _crop_features(masks):
@@ -101,12 +106,13 @@ def zoom_crop(img, masks, box, inner, cen, ids, ibox, zoom, min_visible: float):
   oy = tf.minimum(tf.cast(fy * tf.cast(hw[0] - ch + 1, tf.float32), tf.int32), hw[0] - ch)
   ox = tf.minimum(tf.cast(fx * tf.cast(hw[1] - cw + 1, tf.float32), tf.int32), hw[1] - cw)
   img = img[oy:oy + ch, ox:ox + cw]
-  cut = masks[:, oy:oy + ch, ox:ox + cw]
-  full = tf.reduce_sum(tf.cast(masks, tf.float32), [1, 2])
-  shown = tf.reduce_sum(tf.cast(cut, tf.float32), [1, 2])
+  cut = masks[:, oy:oy + ch, ox:ox + cw]                    # (n, h, w, 1) decoded PNGs
+  full = tf.reduce_sum(tf.cast(masks > 0, tf.float32), [1, 2, 3])
+  shown = tf.reduce_sum(tf.cast(cut > 0, tf.float32), [1, 2, 3])
   keep = shown >= min_visible * tf.maximum(full, 1.0)
   sliver = (shown > 0) & ~keep
-  box, inner, cen = tf.numpy_function(_crop_features, [cut], [tf.float32] * 3, stateful=False)
+  box, inner, cen = tf.numpy_function(_crop_features, [cut[..., 0] > 0], [tf.float32] * 3,
+                                      stateful=False)
   box, inner, cen = (tf.reshape(box, [-1, 4]), tf.reshape(inner, [-1, 2]),
                      tf.reshape(cen, [-1, 2]))
   off = tf.cast(tf.stack([ox, oy, ox, oy]), tf.float32)
@@ -136,18 +142,19 @@ def frame_fn(dcfg, max_instances: int):
     inst = ex['instances']
     in_frame = tf.equal(inst['frame'], tf.cast(t, tf.int32))
     sel = tf.where(in_frame & ~inst['crowd'])[:, 0]
+    if zoom is None:          # only the first m are kept; a zoom may cut some of them away
+      sel = sel[:m]
     n = tf.shape(sel)[0]
     # Crowd / ignore regions: their boxes, where no location is a negative.
     isel = tf.where(in_frame & inst['crowd'])[:m, 0]
     ibox = tf.gather(inst['box'], isel)
 
-    def decode_masks():
-      pngs = tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
+    def decode_masks():         # (n, H, W, 1) uint8, nonzero inside
+      return tf.map_fn(lambda b: tf.io.decode_png(b, channels=1), tf.gather(inst['mask'], sel),
                        fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
-      return pngs[..., 0] > 0
     # A frame with nobody in it (people left the scene) trains as background.
     hw0 = tf.shape(img)[:2]
-    masks = tf.cond(n > 0, decode_masks, lambda: tf.zeros([0, hw0[0], hw0[1]], tf.bool))
+    masks = tf.cond(n > 0, decode_masks, lambda: tf.zeros([0, hw0[0], hw0[1], 1], tf.uint8))
     box = tf.gather(inst['box'], sel)
     inner = tf.gather(inst['inner_center'], sel)
     cen = tf.gather(inst['centroid'], sel)
@@ -167,8 +174,7 @@ def frame_fn(dcfg, max_instances: int):
     nw = tf.minimum(tf.cast(tf.round(hw[1] * s), tf.int32), pad_w)
     sy, sx = tf.cast(nh, tf.float32) / hw[0], tf.cast(nw, tf.float32) / hw[1]
     img = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, (nh, nw))), 0, 255), tf.uint8)
-    masks = tf.image.resize(tf.cast(masks[..., None], tf.uint8), (nh, nw),
-                            method='nearest')[..., 0] > 0
+    masks = tf.image.resize(masks, (nh, nw), method='nearest')[..., 0] > 0
     box = box * tf.stack([sx, sy, sx, sy])
     ibox = ibox * tf.stack([sx, sy, sx, sy])
     inner = inner * tf.stack([sx, sy])

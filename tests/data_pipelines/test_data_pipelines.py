@@ -192,6 +192,14 @@ def test_zoom_crop_cuts_people_at_the_window_and_recomputes_their_boxes(built):
   assert cut > 0 and tight['ignore_valid'].sum() == loose['ignore_valid'].sum() + cut
 
 
+@pytest.mark.parametrize('bad', [dict(zoom_in=0.5), dict(zoom_prob=1.5),
+                                 dict(zoom_min_visible=0.0)])
+def test_bad_zoom_settings_are_refused_by_name(built, bad):
+  with pytest.raises(ValueError, match=r'data\.zoom_in must be >= 1'):
+    pipeline.train_dataset(built['ytvis'], _data_config(built['ytvis'].data_dir, **bad), 4,
+                           seed=0, process_index=0, process_count=1)
+
+
 def test_zoom_in_batches_train_and_zoom_off_leaves_the_stream_as_it_was(built):
   base = _data_config(built['ytvis'].data_dir)
   off = pipeline.TfdsSource(base, global_batch=4, process_index=0, process_count=1).batch(1, 4, 0)
