@@ -3,7 +3,8 @@
   python benchmarks/people_benchmark.py --models real yolov5s-seg:yolo \
       --json benchmarks/results/people_benchmark_cpu.json [--sets coco ccp mall shtech]
 
-MODEL is a built-in student name or export folder ('real', 'synthetic', DIR), or a
+MODEL is a built-in student name or export folder ('real', 'synthetic', DIR), optionally
+'@SIZE' for the short side it runs at (default: the model's; `hvisnet track --input-size`), or a
 teacher: 'ssdlite' (SSDLite boxes + BlazePose masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
 yolov5s-seg / yolov7-seg, MASKS in yolo / blazepose / max and SIZE the letterbox long side
 (default 640). Sets (all in ../shared/data/real, none trained on):
@@ -43,9 +44,12 @@ REAL = 'real'
 class StudentSegmenter:
   """An HVISNet export: rgb -> (boxes, scores, label map of kept instances)."""
 
-  def __init__(self, name: str):
+  def __init__(self, spec: str):
     from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+    name, _, size = spec.partition('@')
     self.pred = predictor_lib.Predictor.from_export(None if name == 'real' else name)
+    if size:
+      self.pred.set_input_size(int(size))
 
   def __call__(self, rgb):
     h, w = rgb.shape[:2]

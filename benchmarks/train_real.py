@@ -23,6 +23,7 @@ HELD_OUT clips below (the demo clip and the README's pictures come from them).
 from __future__ import annotations
 
 import argparse
+import ast
 import glob
 import json
 import os
@@ -113,7 +114,10 @@ def main():
     *path, leaf = key.split('.')
     for k in path:
       node = node[k]
-    node[leaf] = type(node[leaf])(value)
+    old = node[leaf]
+    # Tuples as Python literals ('data.scales=(224,256,320)'); other fields by their type.
+    node[leaf] = (tuple(ast.literal_eval(value)) if isinstance(old, (tuple, list))
+                  else type(old)(value))
   t = time.perf_counter()
   workdir = os.path.join(a.work, 'train')
   state = train.train_and_evaluate(config, workdir, main_lib.make_source(config))

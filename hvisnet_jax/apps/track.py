@@ -429,7 +429,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
                failed_frames=reader.failed, resized_frames=reader.resized,
                frames_declared=reader.frame_count, frames_read=reader.frames_seen,
                stopped_early=reader.stopped_early, source_fps=reader.fps,
-               start=start, stride=stride)
+               start=start, stride=stride,
+               input_size=int(predictor.config.inference.min_size))
   if target is None:
     raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')
   return target, stats

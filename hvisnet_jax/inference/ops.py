@@ -23,10 +23,10 @@ def box_iou(a, b):
 def nms(boxes, scores, valid, iou_threshold: float, max_output: int):
   """Greedy NMS with a fixed output size.
 
-  Each of `max_output` steps picks the highest remaining score (lowest index on ties),
-  then suppresses the boxes overlapping it by more than `iou_threshold`. This equals
-  classic sort-then-suppress NMS truncated to `max_output`, at O(max_output * n) cost
-  and without an n x n IoU matrix.
+  Each step picks the highest remaining score (lowest index on ties), then suppresses the
+  boxes overlapping it by more than `iou_threshold`, until `max_output` are kept or none
+  remain. This equals classic sort-then-suppress NMS truncated to `max_output`, at
+  O(kept * n) cost and without an n x n IoU matrix.
 
   Returns (indices (max_output,), keep_valid (max_output,)); indices are in descending
   score order and point at index 0 where keep_valid is False.
@@ -35,19 +35,23 @@ def nms(boxes, scores, valid, iou_threshold: float, max_output: int):
   n = boxes.shape[0]
   remaining = jnp.where(valid, scores, -jnp.inf)
 
-  def step(i, carry):
-    remaining, idx, ok = carry
+  def more(carry):
+    i, remaining, _, _ = carry
+    return (i < max_output) & jnp.any(remaining > -jnp.inf)
+
+  def step(carry):
+    i, remaining, idx, ok = carry
     best = jnp.argmax(remaining)
-    alive = remaining[best] > -jnp.inf
     iou = box_iou(boxes[best][None], boxes)
     suppress = (iou > iou_threshold) | (jnp.arange(n) == best)
-    remaining = jnp.where(alive & suppress, -jnp.inf, remaining)
-    idx = idx.at[i].set(jnp.where(alive, best, 0))
-    ok = ok.at[i].set(alive)
-    return remaining, idx, ok
+    return (i + 1, jnp.where(suppress, -jnp.inf, remaining), idx.at[i].set(best),
+            ok.at[i].set(True))
 
-  init = (remaining, jnp.zeros((max_output,), jnp.int32), jnp.zeros((max_output,), bool))
-  _, idx, ok = jax.lax.fori_loop(0, max_output, step, init)
+  # Stops once every box is picked or suppressed: a frame with a few people costs a few
+  # steps, not max_output (a crowd of 300 needs max_output 300; an empty street does not).
+  init = (jnp.int32(0), remaining, jnp.zeros((max_output,), jnp.int32),
+          jnp.zeros((max_output,), bool))
+  _, _, idx, ok = jax.lax.while_loop(more, step, init)
   return idx, ok
 
 

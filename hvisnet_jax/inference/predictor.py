@@ -168,6 +168,7 @@ class Predictor:
     self.variables = jax.device_put(variables, NamedSharding(mesh, PartitionSpec()))
     # Attentions and embeddings only where an instance is kept (FCOSBlendHead).
     self.model = model_lib.HVISNet(config.model, train=False, dense_instance_outputs=False)
+    self._dispatched = False      # settings are read when a frame size is first traced
 
   @classmethod
   def from_export(cls, directory: str = None):
@@ -190,6 +191,20 @@ class Predictor:
       raise ValueError(f'{directory}: the export lacks {len(missing)} tensors of its config '
                        f'(first: {missing[0]})')
     return cls(config, variables)
+
+  def set_input_size(self, short_side: int) -> None:
+    """Runs frames at `short_side` pixels on their short side (the long side capped in the
+    model's own proportion) instead of the model's `inference.min_size`: larger finds
+    smaller people (crowds) at the network's cost, which grows with the pixels."""
+    if int(short_side) != short_side or short_side < 64:
+      raise ValueError(f'input size must be a whole number of pixels >= 64, got {short_side}')
+    if self._dispatched:
+      raise RuntimeError('set_input_size() must come before the first frame (compiled '
+                         'shapes keep the size they were traced with)')
+    icfg = self.config.inference
+    ratio = icfg.max_size / icfg.min_size
+    d = icfg.size_divisibility
+    icfg.update(min_size=int(short_side), max_size=-(-round(short_side * ratio) // d) * d)
 
   def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
     """Writes config.json + variables/ (what from_export reads), whole or not at all.
@@ -313,6 +328,7 @@ class Predictor:
     if pad:
       frames = np.concatenate([frames, np.zeros((pad, *frames.shape[1:]), frames.dtype)])
     frames = jax.device_put(frames, self._batch_sharding)
+    self._dispatched = True
     return Pending(self._run(self.variables, frames, (h, w)), (h, w), count)
 
   def collect(self, pending: Pending) -> Dict[str, np.ndarray]:

@@ -106,6 +106,18 @@ def test_cli_track_reports_errors(tmp_path, capsys):
   assert 'nope.avi: no such video file' in capsys.readouterr().err
 
 
+def test_cli_track_at_another_input_size(tmp_path, clip_dir, capsys):
+  d, _ = clip_dir
+  out = tmp_path / 'o'
+  assert cli.main(['track', str(d), '--out', str(out), '--model', 'synthetic', '--frames', '3',
+                   '--input-size', '160', '--quiet']) == 0
+  stats = json.loads((out / 'stats.json').read_text())
+  assert stats['frames'] == 3 and stats['input_size'] == 160
+  with pytest.raises(SystemExit):
+    cli.main(['track', str(d), '--out', str(tmp_path / 'p'), '--input-size', '0'])
+  assert '--input-size' in capsys.readouterr().err
+
+
 def test_extract_person_cli_on_synthetic(tmp_path):
   synth.write_dataset(str(tmp_path / 'd'), 1, 12, 240, 320, 'easy', seed=7)
   name = os.listdir(tmp_path / 'd' / 'JPEGImages')[0]

@@ -48,6 +48,21 @@ def test_nms_matches_bruteforce(seed):
   assert np.asarray(idx5)[np.asarray(ok5)].tolist() == want[:5]
 
 
+def test_nms_batched_frames_stop_on_their_own():
+  """Under vmap (the predictor's batch) a frame with 3 boxes ends early, a frame with 200
+  goes on: each equals its own NMS."""
+  rng = np.random.default_rng(1)
+  boxes = np.stack([_random_boxes(rng, 200), _random_boxes(rng, 200)])
+  scores = rng.uniform(size=(2, 200)).astype(np.float32)
+  valid = np.ones((2, 200), bool)
+  valid[0, 3:] = False
+  idx, ok = jax.jit(jax.vmap(lambda b, s, v: ops.nms(b, s, v, 0.5, 150)))(boxes, scores, valid)
+  for f in range(2):
+    want = list(np.flatnonzero(valid[f])[_np_nms(boxes[f][valid[f]], scores[f][valid[f]], 0.5)])
+    assert np.asarray(idx[f])[np.asarray(ok[f])].tolist() == want[:150]
+  assert np.asarray(ok[0]).sum() <= 3 < np.asarray(ok[1]).sum()
+
+
 def test_nms_with_nothing_valid():
   boxes = _random_boxes(np.random.default_rng(0), 10)
   _, ok = ops.nms(boxes, np.ones(10), np.zeros(10, bool), 0.5, 4)

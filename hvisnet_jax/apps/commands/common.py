@@ -9,7 +9,21 @@ DEFAULT_CONFIG = 'hvisnet_dla34.py'          # found in configs/ or the installe
 
 def predictor(args):
   """--checkpoint DIR (an export, or a training workdir: its latest checkpoint) or --model
-  NAME (built in: real, the default, or synthetic)."""
+  NAME (built in: real, the default, or synthetic), at --input-size when given."""
+  pred = _load_predictor(args)
+  if getattr(args, 'input_size', None):
+    pred.set_input_size(args.input_size)
+  return pred
+
+
+def add_input_size(parser) -> None:
+  parser.add_argument('--input-size', type=positive_int, default=None, metavar='PIXELS',
+                      help="the short side frames are run at (default: the model's, 352 for "
+                      'the built-in real model). Larger finds smaller people, at a cost that '
+                      'grows with the pixels: for crowds try 608-800 (docs/usage.md)')
+
+
+def _load_predictor(args):
   import tempfile  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   ckpt = getattr(args, 'checkpoint', None)

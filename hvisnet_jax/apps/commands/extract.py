@@ -24,6 +24,7 @@ def add_parsers(sub) -> None:
   x.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model (default: real)')
   x.add_argument('--quiet', action='store_true')
+  common.add_input_size(x)
   common.add_cpu_devices(x)
   x.set_defaults(func=run)
 

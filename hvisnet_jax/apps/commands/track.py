@@ -34,6 +34,7 @@ def add_parsers(sub) -> None:
   k.add_argument('--in-flight', type=common.positive_int, default=2,
                  help='batches of frames on the devices at once (default 2)')
   k.add_argument('--quiet', action='store_true')
+  common.add_input_size(k)
   common.add_cpu_devices(k)
   k.set_defaults(func=run_track)
 
@@ -47,6 +48,7 @@ def add_parsers(sub) -> None:
   d.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
   d.add_argument('--seed', type=int, default=7)
   d.add_argument('--quiet', action='store_true')
+  common.add_input_size(d)
   common.add_cpu_devices(d)
   d.set_defaults(func=run_demo)
 
