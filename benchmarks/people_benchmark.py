@@ -4,8 +4,8 @@
       --json benchmarks/results/people_benchmark_cpu.json [--sets coco ccp mall shtech]
 
 MODEL is a built-in student name or export folder ('real', 'synthetic', DIR), optionally
-'@SIZE' for the short side it runs at (default: the model's; `hvisnet track --input-size`), or a
-teacher: 'ssdlite' (SSDLite boxes + BlazePose masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
+'@SIZE[xN]': the short side it runs at and the detections it keeps (default: the model's;
+`hvisnet track --input-size S --max-detections N`; 'real@800x300'), or a teacher: 'ssdlite' (SSDLite boxes + BlazePose masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
 yolov5s-seg / yolov7-seg, MASKS in yolo / blazepose / max and SIZE the letterbox long side
 (default 640). Sets (all in ../shared/data/real, none trained on):
 - coco: coco_mini val2017 persons: mask AP, AP50, box AP (pycocotools), and the median best
@@ -47,9 +47,10 @@ class StudentSegmenter:
   def __init__(self, spec: str):
     from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
     name, _, size = spec.partition('@')
+    size, _, max_det = size.partition('x')
     self.pred = predictor_lib.Predictor.from_export(None if name == 'real' else name)
-    if size:
-      self.pred.set_input_size(int(size))
+    self.pred.configure(input_size=int(size) if size else None,
+                        max_detections=int(max_det) if max_det else None)
 
   def __call__(self, rgb):
     h, w = rgb.shape[:2]

@@ -110,9 +110,9 @@ def test_cli_track_at_another_input_size(tmp_path, clip_dir, capsys):
   d, _ = clip_dir
   out = tmp_path / 'o'
   assert cli.main(['track', str(d), '--out', str(out), '--model', 'synthetic', '--frames', '3',
-                   '--input-size', '160', '--quiet']) == 0
+                   '--input-size', '160', '--max-detections', '5', '--quiet']) == 0
   stats = json.loads((out / 'stats.json').read_text())
-  assert stats['frames'] == 3 and stats['input_size'] == 160
+  assert (stats['frames'], stats['input_size'], stats['max_detections']) == (3, 160, 5)
   with pytest.raises(SystemExit):
     cli.main(['track', str(d), '--out', str(tmp_path / 'p'), '--input-size', '0'])
   assert '--input-size' in capsys.readouterr().err

@@ -27,20 +27,22 @@ def test_resize_plan():
   assert predictor.resize_plan(50, 400, icfg) == ((20, 160), (32, 160))   # long side capped
 
 
-def test_set_input_size_runs_frames_larger_in_the_models_proportion(tiny_variables):
+def test_configure_runs_frames_larger_in_the_models_proportion(tiny_variables):
   p = predictor.Predictor(tiny_config(score_thresh=0.0, min_visible_fraction=0.0),
                           detecting_variables(tiny_variables))
-  p.set_input_size(192)                       # tiny: min 96, max 160
+  p.configure(input_size=192, max_detections=7)      # tiny: min 96, max 160, 20 detections
   assert (p.config.inference.min_size, p.config.inference.max_size) == (192, 320)
   assert predictor.resize_plan(100, 150, p.config.inference) == ((192, 288), (192, 288))
   out = p.predict(_frames(1, 100, 150)[0])    # still in the frame's coordinates
-  assert out['label_map'].shape == (100, 150)
+  assert out['label_map'].shape == (100, 150) and out['boxes'].shape == (7, 4)
   b = out['boxes'][out['valid']]
   assert len(b) and (b[:, 2] <= 150).all() and (b[:, 3] <= 100).all()
   with pytest.raises(RuntimeError, match='before the first frame'):
-    p.set_input_size(256)
+    p.configure(input_size=256)
   with pytest.raises(ValueError, match='>= 64'):
-    predictor.Predictor(tiny_config(), tiny_variables).set_input_size(32)
+    predictor.Predictor(tiny_config(), tiny_variables).configure(input_size=32)
+  with pytest.raises(ValueError, match='max detections'):
+    predictor.Predictor(tiny_config(), tiny_variables).configure(max_detections=0)
 
 
 @pytest.mark.parametrize('hw', [(90, 120), (75, 61)])

@@ -9,10 +9,10 @@ DEFAULT_CONFIG = 'hvisnet_dla34.py'          # found in configs/ or the installe
 
 def predictor(args):
   """--checkpoint DIR (an export, or a training workdir: its latest checkpoint) or --model
-  NAME (built in: real, the default, or synthetic), at --input-size when given."""
+  NAME (built in: real, the default, or synthetic), with --input-size / --max-detections."""
   pred = _load_predictor(args)
-  if getattr(args, 'input_size', None):
-    pred.set_input_size(args.input_size)
+  pred.configure(input_size=getattr(args, 'input_size', None),
+                 max_detections=getattr(args, 'max_detections', None))
   return pred
 
 
@@ -20,7 +20,10 @@ def add_input_size(parser) -> None:
   parser.add_argument('--input-size', type=positive_int, default=None, metavar='PIXELS',
                       help="the short side frames are run at (default: the model's, 352 for "
                       'the built-in real model). Larger finds smaller people, at a cost that '
-                      'grows with the pixels: for crowds try 608-800 (docs/usage.md)')
+                      'grows with the pixels: for crowds try 800 (docs/usage.md)')
+  parser.add_argument('--max-detections', type=positive_int, default=None, metavar='N',
+                      help="people kept per frame (default: the model's, 100 for the built-in "
+                      'real model); a crowd of more needs more, each slot costs time')
 
 
 def _load_predictor(args):
