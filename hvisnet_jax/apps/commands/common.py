@@ -17,7 +17,7 @@ def predictor(args):
 
 
 def add_input_size(parser) -> None:
-  parser.add_argument('--input-size', type=positive_int, default=None, metavar='PIXELS',
+  parser.add_argument('--input-size', type=input_size, default=None, metavar='PIXELS',
                       help="the short side frames are run at (default: the model's, 352 for "
                       'the built-in real model). Larger finds smaller people, at a cost that '
                       'grows with the pixels: for crowds try 800 (docs/usage.md)')
@@ -61,6 +61,11 @@ def _whole_number_at_least(least: int, text: str) -> int:
 def natural_int(text: str) -> int:
   """argparse type: a whole number >= 0."""
   return _whole_number_at_least(0, text)
+
+
+def input_size(text: str) -> int:
+  """argparse type: a frame's short side in pixels, >= 64 (two cells of the coarsest level)."""
+  return _whole_number_at_least(64, text)
 
 
 def positive_int(text: str) -> int:
