@@ -49,6 +49,11 @@ def inference_config() -> ml_collections.ConfigDict:
   c.nms_iou = 0.6
   c.max_detections = 100
   c.mask_thresh = 0.5
+  # Ours: the cells a side of each blended mask at test time; 0 = model.blendmask's
+  # pooler_resolution (what it was trained at). The blend (bases sampled in the box, the
+  # attention upsampled over them) works at any size, and finer cells trace a large
+  # person's outline closer than the training size (docs/results.md).
+  c.mask_resolution = 0
   # Ours: an instance keeping under this share of its own mask in the non-overlapping label
   # map is a duplicate of a higher-scoring one and is dropped (mask-level NMS); 0 disables.
   c.min_visible_fraction = 0.5

@@ -76,7 +76,8 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
                 mask_boxes=jnp.where(keep_ok[:, None], window, 0.0),
                 scores=jnp.where(keep_ok, jnp.sqrt(prob[sel]), 0.0),
                 embeddings=jnp.where(keep_ok[:, None], e, 0.0),
-                mask_logits=blender.blend(bases, top_feats, window, mcfg),
+                mask_logits=blender.blend(bases, top_feats, window, mcfg,
+                                          icfg.get('mask_resolution', 0)),
                 valid=keep_ok)
 
   return jax.vmap(one)(flat['cls_logits'], flat['ctrness'], flat['bbox_reg'],

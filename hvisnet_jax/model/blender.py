@@ -64,13 +64,14 @@ def mask_window(boxes, margin: float):
   return boxes + margin * jnp.stack([-w, -h, w, h], -1)
 
 
-def blend(bases, attn, boxes, mcfg: ml_collections.ConfigDict):
+def blend(bases, attn, boxes, mcfg: ml_collections.ConfigDict, resolution: int = 0):
   """BlendMask blender: (H/4, W/4, K) bases, (N, K*M*M) attentions, (N, 4) boxes -> (N, R, R) logits.
 
-  Boxes are in the coordinates of the network input; bases are at stride 4.
+  Boxes are in the coordinates of the network input; bases are at stride 4. R is
+  `resolution`, or blendmask.pooler_resolution (the training size) when 0.
   """
   bm = mcfg.blendmask
-  k, m, r = bm.num_bases, bm.attn_size, bm.pooler_resolution
+  k, m, r = bm.num_bases, bm.attn_size, resolution or bm.pooler_resolution
   pooled = roi_align(bases, boxes, r, 0.25, sampling_ratio=1)        # (N, R, R, K)
   attn = attn.reshape(-1, k, m, m).transpose(0, 2, 3, 1)                  # (N, M, M, K)
   attn = jax.image.resize(attn, (attn.shape[0], r, r, k), 'bilinear', antialias=False)

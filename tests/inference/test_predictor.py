@@ -39,6 +39,9 @@ def test_configure_runs_frames_larger_in_the_models_proportion(tiny_variables):
   assert len(b) and (b[:, 2] <= 150).all() and (b[:, 3] <= 100).all()
   with pytest.raises(RuntimeError, match='before the first frame'):
     p.configure(input_size=256)
+  fine = predictor.Predictor(tiny_config(score_thresh=0.0, min_visible_fraction=0.0,
+                                         mask_resolution=56), detecting_variables(tiny_variables))
+  assert fine.predict(_frames(1, 100, 150)[0])['mask_logits'].shape == (20, 56, 56)
   with pytest.raises(ValueError, match='>= 64'):
     predictor.Predictor(tiny_config(), tiny_variables).configure(input_size=32)
   with pytest.raises(ValueError, match='max detections'):

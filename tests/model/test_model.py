@@ -103,3 +103,24 @@ def test_instance_outputs_at_kept_locations_equal_the_dense_maps(tiny_variables)
     for got, want in ((top, want_top), (emb, want_emb)):
       np.testing.assert_allclose(got, want, rtol=1e-5,
                                  atol=max(1e-5, 1e-6 * float(np.abs(want).max())))
+
+
+def test_blend_at_a_finer_resolution_samples_the_same_window():
+  """inference.mask_resolution: 2R cells over the same box, pooled 2x2, give the R cells
+  (exact for bases linear in position and a constant attention per instance)."""
+  from hvisnet_jax.model import blender  # pylint: disable=g-import-not-at-top
+  mcfg = config_defaults.tiny_model_config()
+  k, m, r = (mcfg.blendmask.num_bases, mcfg.blendmask.attn_size,
+             mcfg.blendmask.pooler_resolution)
+  yy, xx = np.mgrid[0:40, 0:48].astype(np.float32)
+  bases = np.stack([(0.03 * (i + 1)) * xx - (0.02 * i) * yy + i for i in range(k)], -1)
+  attn = np.repeat(np.random.default_rng(0).normal(size=(3, k, 1, 1)), m * m, -1)
+  boxes = np.array([[8, 12, 100, 140], [30, 20, 60, 90], [0, 0, 190, 158]], np.float32)
+  coarse = np.asarray(blender.blend(jnp.asarray(bases), jnp.asarray(attn.reshape(3, -1)),
+                                    jnp.asarray(boxes), mcfg))
+  fine = np.asarray(blender.blend(jnp.asarray(bases), jnp.asarray(attn.reshape(3, -1)),
+                                  jnp.asarray(boxes), mcfg, resolution=2 * r))
+  assert coarse.shape == (3, r, r) and fine.shape == (3, 2 * r, 2 * r)
+  pooled = fine.reshape(3, r, 2, r, 2).mean((2, 4))
+  inside = (slice(None), slice(1, -1), slice(1, -1))   # edge cells clamp at the bases' border
+  np.testing.assert_allclose(pooled[inside], coarse[inside], atol=1e-3)
