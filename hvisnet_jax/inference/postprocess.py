@@ -33,7 +33,8 @@ def _topk_per_level(score, level_sizes, k: int):
 
 
 def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.ConfigDict,
-           input_hw: Tuple[int, int], valid_hw: Tuple[int, int], head_variables: Dict):
+           input_hw: Tuple[int, int], valid_hw: Tuple[int, int], head_variables: Dict,
+           blend: bool = True):
   """Per-image detections from the batched network outputs of `model.HVISNet`.
 
   input_hw is the padded network input size, valid_hw the part holding the image (boxes
@@ -45,6 +46,7 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
 
   `outputs` come from a `dense_instance_outputs=False` model: attentions and embeddings
   are computed only at the kept locations, with `head_variables` (the head's variables).
+  blend=False: no mask_logits; the attentions (B, N, K*M*M) instead, for host_paste.blend.
   """
   levels = outputs['levels']
   if 'box_tower' not in levels[0]:
@@ -72,12 +74,13 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
         mcfg, head_variables, instance['box_tower'], instance['features'], sel)
     e = e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
     window = blender.mask_window(boxes, mcfg.blendmask.get('box_margin', 0.0))
-    return dict(boxes=jnp.where(keep_ok[:, None], boxes, 0.0),
+    masks = (dict(mask_logits=blender.blend(bases, top_feats, window, mcfg,
+                                            icfg.get('mask_resolution', 0))) if blend
+             else dict(attentions=top_feats))
+    return dict(**masks, boxes=jnp.where(keep_ok[:, None], boxes, 0.0),
                 mask_boxes=jnp.where(keep_ok[:, None], window, 0.0),
                 scores=jnp.where(keep_ok, jnp.sqrt(prob[sel]), 0.0),
                 embeddings=jnp.where(keep_ok[:, None], e, 0.0),
-                mask_logits=blender.blend(bases, top_feats, window, mcfg,
-                                          icfg.get('mask_resolution', 0)),
                 valid=keep_ok)
 
   return jax.vmap(one)(flat['cls_logits'], flat['ctrness'], flat['bbox_reg'],

@@ -138,6 +138,27 @@ def test_paste_and_label_gives_pixels_to_the_best_box(paste):
   assert (lm >= 0).sum() > 0.2 * h * w
 
 
+@pytest.mark.parametrize('res', [28, 56])
+def test_host_blend_equals_the_models_blend(res):
+  """host_paste.blend (valid instances, separable matmuls) = blender.blend (jit, every
+  slot), windows reaching past the bases' border included; invalid slots stay zero."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  mcfg = tiny_config().model
+  k, m = mcfg.blendmask.num_bases, mcfg.blendmask.attn_size
+  rng = np.random.default_rng(res)
+  bases = rng.normal(size=(24, 40, k)).astype(np.float32)
+  attn = rng.normal(size=(6, k * m * m)).astype(np.float32)
+  windows = np.array([[10, 8, 90, 70], [-20, -15, 60, 40], [100, 50, 180, 110],
+                      [3.3, 4.7, 9.1, 12.2], [0, 0, 160, 96], [5, 5, 6, 6]], np.float32)
+  valid = np.array([True, True, True, True, True, False])
+  want = np.asarray(blender.blend(jnp.asarray(bases), jnp.asarray(attn), jnp.asarray(windows),
+                                  mcfg, res))
+  got = host_paste.blend(bases, attn, windows, valid, m, res)
+  assert got.shape == (6, res, res)
+  np.testing.assert_allclose(got[valid], want[valid], atol=2e-4)
+  assert not got[~valid].any()
+
+
 def test_host_paste_equals_device_paste():
   """Same resampling: random masks, boxes partly outside the frame, tiny and invalid
   ones; label maps equal except where a probability sits at the threshold."""
