@@ -27,6 +27,8 @@ def main(argv=None) -> int:
   p.add_argument('--frames', type=int, default=60)
   p.add_argument('--show', type=int, default=4, help='frames in the strip')
   p.add_argument('--checkpoint', default=None)
+  p.add_argument('--input-size', type=int, default=None, help="as `hvisnet track`'s")
+  p.add_argument('--max-detections', type=int, default=None, help="as `hvisnet track`'s")
   p.add_argument('--out', required=True)
   a = p.parse_args(argv)
   source = a.video
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
       shown[idx] = img
 
   pred = predictor.Predictor.from_export(a.checkpoint)
+  pred.configure(input_size=a.input_size, max_detections=a.max_detections)
   app.track_source(source, pred, on_frame=keep, progress=False, max_frames=a.frames)
   strip = np.concatenate([np.pad(shown[i], ((0, 0), (0, 4), (0, 0)), constant_values=255)
                           for i in sorted(shown)], axis=1)
