@@ -52,11 +52,13 @@ def _roi_weights(lo_edge: float, hi_edge: float, size: int, res: int):
   first, last = int(lo.min()), int(hi.max())
   out = np.zeros((res, last - first + 1), np.float32)
   rows = np.arange(res)
-  np.add.at(out, (rows, lo - first), (1.0 - w_hi) * inside)
-  np.add.at(out, (rows, hi - first), w_hi * inside)
+  # One (row, column) per row in each assignment; lo == hi only where w_hi is 0.
+  out[rows, lo - first] = (1.0 - w_hi) * inside
+  out[rows, hi - first] += w_hi * inside
   return first, out
 
 
+@functools.lru_cache(maxsize=16)
 def _resize_weights(m: int, res: int) -> np.ndarray:
   """(res, m): jax.image.resize's bilinear upsampling (half-pixel centres, no antialias)."""
   u = (np.arange(res, dtype=np.float32) + 0.5) * m / res - 0.5
