@@ -282,10 +282,10 @@ class Predictor:
     x = jnp.pad(x, ((0, 0), (0, ph - rh), (0, pw - rw), (0, 0)))
     outputs = self.model.apply(variables, x)
     head = {col: tree['head'] for col, tree in variables.items() if 'head' in tree}
-    # Pasting on the host blends there too, for the valid instances only (host_paste).
+    # Blending on the host: for the valid instances only (host_paste.blend).
     det = postprocess.detect(outputs, mcfg, icfg, (ph, pw), (rh, rw), head,
-                             blend=not self._paste_on_host)
-    if self._paste_on_host:
+                             blend=not self._blend_on_host)
+    if self._blend_on_host:
       det['bases'], det['blend_windows'] = outputs['bases'], det['mask_boxes']
     sx, sy = w / rw, h / rh
     boxes = det['boxes'] * jnp.array([sx, sy, sx, sy], jnp.float32)
@@ -323,6 +323,13 @@ class Predictor:
     if where not in ('host', 'device'):
       raise ValueError(f"inference.paste is {where!r}; expected 'host' or 'device'")
     return where == 'host'
+
+  @property
+  def _blend_on_host(self) -> bool:
+    where = self.config.inference.get('blend', 'host')
+    if where not in ('host', 'device'):
+      raise ValueError(f"inference.blend is {where!r}; expected 'host' or 'device'")
+    return where == 'host' and self._paste_on_host
 
   @property
   def batch_size(self) -> int:
@@ -363,10 +370,11 @@ class Predictor:
     icfg, bm = self.config.inference, self.config.model.blendmask
     res = icfg.get('mask_resolution', 0) or bm.pooler_resolution
     out = dict(out)              # the caller's dict stays as it was (bench replays it)
-    bases, attn, windows = (out.pop(k) for k in ('bases', 'attentions', 'blend_windows'))
-    out['mask_logits'] = np.stack([
-        host_paste.blend(bases[b], attn[b], windows[b], out['valid'][b], bm.attn_size, res)
-        for b in range(len(out['valid']))])
+    if 'bases' in out:
+      bases, attn, windows = (out.pop(k) for k in ('bases', 'attentions', 'blend_windows'))
+      out['mask_logits'] = np.stack([
+          host_paste.blend(bases[b], attn[b], windows[b], out['valid'][b], bm.attn_size, res)
+          for b in range(len(out['valid']))])
     pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['mask_boxes'][b],
                                          out['valid'][b], *frame_hw, icfg.mask_thresh,
                                          icfg.get('min_visible_fraction', 0.0))

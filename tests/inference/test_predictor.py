@@ -213,7 +213,16 @@ def test_predictor_paste_host_and_device_agree(pred):
   assert pred.config.inference.paste == 'host' and a['valid'].any()
   np.testing.assert_array_equal(a['valid'], b['valid'])
   assert (a['label_map'] != b['label_map']).mean() < 1e-3
-  cfg.inference.paste = 'gpu'
+  cfg.inference.update(paste='host', blend='device')     # blended in jit, pasted on the host
+  c = predictor.Predictor(cfg, pred.variables).predict(frame)
+  np.testing.assert_array_equal(a['valid'], c['valid'])
+  np.testing.assert_allclose(a['mask_logits'][a['valid']], c['mask_logits'][c['valid']],
+                             atol=1e-4)
+  assert (a['label_map'] != c['label_map']).mean() < 1e-3
+  cfg.inference.blend = 'gpu'
+  with pytest.raises(ValueError, match="inference.blend is 'gpu'; expected 'host' or 'device'"):
+    predictor.Predictor(cfg, pred.variables).predict(frame)
+  cfg.inference.update(paste='gpu', blend='host')
   with pytest.raises(ValueError, match="inference.paste is 'gpu'; expected 'host' or 'device'"):
     predictor.Predictor(cfg, pred.variables).predict(frame)
 
