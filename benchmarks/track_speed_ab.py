@@ -27,9 +27,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _one_run(tree: str, model: str, shared: str, out_json: str) -> dict:
-  subprocess.run([sys.executable, os.path.join(tree, 'benchmarks', 'track_speed.py'),
-                  '--models', model, '--shared', shared, '--repeats', '1', '--json', out_json],
-                 cwd=tree, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  r = subprocess.run([sys.executable, os.path.join(tree, 'benchmarks', 'track_speed.py'),
+                      '--models', model, '--shared', shared, '--repeats', '1', '--json',
+                      out_json], cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     text=True)
+  if r.returncode:
+    raise SystemExit(f'track_speed.py in {tree} (model {model}) failed:\n{r.stderr[-2000:]}')
   with open(out_json) as f:
     return json.load(f)
 
@@ -49,7 +52,14 @@ def main(argv=None):
   p.add_argument('--shared', default=os.path.join(REPO, '..', 'shared', 'data'))
   p.add_argument('--json', default=None)
   a = p.parse_args(argv[1:])
+  if a.rounds < 1:
+    p.error(f'--rounds must be >= 1, got {a.rounds}')
   shared = os.path.abspath(a.shared)
+  if not os.path.isfile(os.path.join(shared, 'videos', 'vtest.avi')):
+    p.error(f'--shared {a.shared}: no videos/vtest.avi there (the shared data folder)')
+  if subprocess.run(['git', 'rev-parse', '--verify', '-q', f'{a.old}^{{commit}}'], cwd=REPO,
+                    stdout=subprocess.DEVNULL).returncode:
+    p.error(f'--old {a.old}: not a commit of {REPO}')
   runs = {'old': [], 'new': []}
   with tempfile.TemporaryDirectory() as tmp:
     old_tree = os.path.join(tmp, 'old')

@@ -87,10 +87,10 @@ def blend(bases: np.ndarray, attentions: np.ndarray, windows: np.ndarray, valid:
       r0, wy = _roi_weights(y1, y2, h, res)
       c0, wx = _roi_weights(x1, x2, w, res)
       ny, nx = wy.shape[1], wx.shape[1]
-      crop = bases[r0:r0 + ny, c0:c0 + nx].astype(np.float32).reshape(ny, nx * k)
+      crop = bases[r0:r0 + ny, c0:c0 + nx].astype(np.float32, copy=False).reshape(ny, nx * k)
       rows = (wy @ crop).reshape(res, nx, k).transpose(2, 0, 1)       # (K, R, nx)
       pooled = rows @ wx.T                                            # (K, R, R)
-      a = up @ attentions[i].reshape(k, m, m).astype(np.float32) @ up.T
+      a = up @ attentions[i].reshape(k, m, m).astype(np.float32, copy=False) @ up.T
       a = np.exp(a - a.max(axis=0))
       out[i] = (pooled * a).sum(0) / a.sum(0)
     return out
