@@ -114,7 +114,10 @@ def loss_config() -> ml_collections.ConfigDict:
       id_weight=1.0, balance='fixed',
       # With model.blendmask.box_margin > 0: a training box's sides move at random by up to
       # this fraction of its size before its mask window grows (losses.hvisnet_loss).
-      mask_box_jitter=0.0))
+      mask_box_jitter=0.0,
+      # Weight of PP-HumanSeg's connectivity-aware SC loss on the instance masks (seed 003;
+      # losses.connectivity_loss); 0 leaves it out.
+      scl_weight=0.0))
 
 
 def evals_config() -> ml_collections.ConfigDict:

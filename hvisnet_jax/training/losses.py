@@ -4,7 +4,8 @@ Detection: sigmoid focal loss over all locations / #positives, GIoU on ltrb weig
 the centerness target / its sum, centerness BCE / #positives. Masks: BlendMask's blender
 on each sampled positive location, pooling the bases with that location's ground-truth
 box, BCE against the ground-truth mask crop-resized to R x R, per-instance mean weighted
-by the centerness target. Auxiliary semantic loss on the bases branch (union of person
+by the centerness target, plus optionally PP-HumanSeg's connectivity-aware SC loss on the
+same masks (`loss.scl_weight`). Auxiliary semantic loss on the bases branch (union of person
 masks). Identity: batch-hard triplet with margin over positive-location embeddings, plus
 identity classification (label 0 for negative locations). Balance: fixed weights or
 FairMOT's learned uncertainty.
@@ -20,7 +21,9 @@ from typing import Dict, Tuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
+from scipy import ndimage
 
 from hvisnet_jax.model import blender
 from hvisnet_jax.model import hvisnet as model_lib
@@ -60,6 +63,60 @@ def mask_targets(gt_masks, gt_boxes, resolution: int):
   def one(m, b):
     return blender.roi_align(m[..., None].astype(jnp.float32), b[None], resolution, 1.0, 2)[0, ..., 0]
   return (jax.vmap(one)(gt_masks, gt_boxes) >= 0.5).astype(jnp.float32)
+
+
+def label_components(masks: np.ndarray, max_components: int) -> np.ndarray:
+  """8-connected components of each (..., H, W) boolean mask, numbered 1.. by size.
+
+  Only the max_components largest keep a number (the rest become 0), so the loss works on a
+  fixed number of components, as PP-HumanSeg caps the predicted ones early in training.
+  """
+  masks = np.asarray(masks, bool)
+  flat = masks.reshape(-1, *masks.shape[-2:])
+  out = np.zeros(flat.shape, np.int32)
+  for i, m in enumerate(flat):
+    lab, n = ndimage.label(m, structure=np.ones((3, 3), bool))
+    if n == 0:
+      continue
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    rank = np.zeros(n + 1, np.int32)                  # component id -> new number (0: dropped)
+    order = np.argsort(-sizes, kind='stable')[:max_components]
+    rank[order + 1] = np.arange(1, len(order) + 1)
+    out[i] = rank[lab]
+  return out.reshape(masks.shape)
+
+
+def connectivity_loss(logits, target, max_components: int = 8):
+  """PP-HumanSeg's SC loss (seed 003) per mask: 1 - connectivity, in [0, 1].
+
+  Components of the thresholded prediction and of the target are found on the host
+  (scipy.ndimage, via pure_callback); each target component is matched with every
+  predicted component it touches, scoring the mean soft IoU of those pairs; connectivity
+  = the sum of those scores / (target components + predicted components touching none).
+  The IoUs use the predicted probabilities, so the loss pulls each touching component onto
+  its target component; a lone fragment only lowers the score. 0 when both are empty, 1
+  when only one is.
+  """
+  p = jax.nn.sigmoid(logits)
+  label = lambda m: jax.pure_callback(
+      lambda x: label_components(x, max_components),
+      jax.ShapeDtypeStruct(m.shape, jnp.int32), m, vmap_method='sequential')
+  pred_c = jax.nn.one_hot(label(jax.lax.stop_gradient(p) > 0.5), max_components + 1)[..., 1:]
+  gt_c = jax.nn.one_hot(label(target > 0.5), max_components + 1)[..., 1:]
+  inter = jnp.einsum('...hwg,...hwc,...hw->...gc', gt_c, pred_c, p)
+  pred_area = jnp.einsum('...hwc,...hw->...c', pred_c, p)
+  gt_area = gt_c.sum((-3, -2))
+  iou = inter / jnp.maximum(gt_area[..., :, None] + pred_area[..., None, :] - inter, 1e-6)
+  touch = jax.lax.stop_gradient(inter) > 0
+  n_touch = touch.sum(-1)
+  pair = jnp.where(n_touch > 0, (iou * touch).sum(-1) / jnp.maximum(n_touch, 1), 0.0).sum(-1)
+  n_gt = (gt_area > 0).sum(-1)
+  pred_exists = pred_c.sum((-3, -2)) > 0
+  n_pred = pred_exists.sum(-1)
+  lone = (pred_exists & ~touch.any(-2)).sum(-1)
+  conn = pair / jnp.maximum(n_gt + lone, 1)
+  return jnp.where((n_gt > 0) & (n_pred > 0), 1.0 - conn,
+                   jnp.where((n_gt == 0) & (n_pred == 0), 0.0, 1.0))
 
 
 def semantic_target(gt_masks, valid, stride: int = 4):
@@ -132,11 +189,15 @@ def compute_losses(outputs: Dict, tg: Dict, batch: Dict, extra_params: Dict, key
     else:
       window, target = boxes, mask_targets(gtm, gtb, res)[gidx]
     logits = blender.blend(bases, attn, window, mcfg)          # (P, R, R)
-    return optax.sigmoid_binary_cross_entropy(logits, target).mean((1, 2))
-  mask_bce = jax.vmap(per_image_mask_loss)(outputs['bases'], take(flat['top_feats'], pidx), gi,
-                                           gt_boxes, batch['masks'],
-                                           jax.random.split(jax.random.fold_in(key, 1), b))
+    return logits, target
+  mask_logits, mask_target = jax.vmap(per_image_mask_loss)(
+      outputs['bases'], take(flat['top_feats'], pidx), gi, gt_boxes, batch['masks'],
+      jax.random.split(jax.random.fold_in(key, 1), b))
+  mask_bce = optax.sigmoid_binary_cross_entropy(mask_logits, mask_target).mean((-2, -1))
   mask = (mask_bce * w).sum() / jnp.maximum(w.sum(), 1e-6)
+  scl = jnp.zeros(())
+  if lcfg.get('scl_weight', 0.0) > 0:
+    scl = (connectivity_loss(mask_logits, mask_target) * w).sum() / jnp.maximum(w.sum(), 1e-6)
 
   sem = jnp.zeros(())
   if 'semantic_logits' in outputs and lcfg.semantic_weight > 0:
@@ -162,7 +223,8 @@ def compute_losses(outputs: Dict, tg: Dict, batch: Dict, extra_params: Dict, key
   id_ce = (optax.softmax_cross_entropy_with_integer_labels(id_logits, id_labels) *
            id_ok).sum() / jnp.maximum(id_ok.sum(), 1)
 
-  det = cls + giou + ctr + lcfg.mask_weight * mask + lcfg.semantic_weight * sem
+  det = (cls + giou + ctr + lcfg.mask_weight * mask + lcfg.get('scl_weight', 0.0) * scl +
+         lcfg.semantic_weight * sem)
   ident = triplet + id_ce
   if lcfg.balance == 'uncertainty':
     s = extra_params['uncertainty']
@@ -170,7 +232,7 @@ def compute_losses(outputs: Dict, tg: Dict, batch: Dict, extra_params: Dict, key
                    s['s_det'] + s['s_id'])
   else:
     total = det + lcfg.id_weight * ident
-  parts = dict(loss=total, focal=cls, giou=giou, centerness=ctr, mask=mask, semantic=sem,
+  parts = dict(loss=total, focal=cls, giou=giou, centerness=ctr, mask=mask, scl=scl, semantic=sem,
                triplet=triplet, id_ce=id_ce, num_pos=pos.sum() / b,
                num_ambiguous=tg['ambiguous'].sum() / b, triplet_anchors=n_anchor)
   return total, parts

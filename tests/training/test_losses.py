@@ -59,3 +59,54 @@ def test_mask_targets_in_a_grown_window_leave_the_margin_empty():
   t = np.asarray(losses.mask_targets(jnp.asarray(m), win, 12))[0]
   np.testing.assert_array_equal(t[2:10, 2:10], 1)
   assert t[:2].sum() == t[10:].sum() == t[:, :2].sum() == t[:, 10:].sum() == 0
+
+
+def test_label_components_keeps_the_largest_numbered_by_size():
+  m = np.array([[1, 0, 1],
+                [0, 0, 1],
+                [1, 0, 0]], bool)
+  lab = losses.label_components(m[None], max_components=2)[0]
+  # 8-connected: the right pair is largest (1), then the first single (2); the third dropped.
+  np.testing.assert_array_equal(lab, [[2, 0, 1], [0, 0, 1], [0, 0, 0]])
+  diag = np.eye(4, dtype=bool)                         # diagonal touches are one component
+  assert losses.label_components(diag[None], 4).max() == 1
+
+
+def _target():
+  t = np.zeros((12, 12), np.float32)
+  t[2:10, 3:8] = 1
+  return t
+
+
+@pytest.mark.parametrize('case', ['exact', 'lone_fragment', 'split', 'empty_pred', 'both_empty'])
+def test_connectivity_loss_follows_pp_humanseg(case):
+  t = _target()
+  logits = np.where(t > 0, 20.0, -20.0)
+  if case == 'lone_fragment':     # one touching component (IoU 1) + one lone: 1 - 1 / (1 + 1)
+    logits[0:2, 10:12] = 20.0
+    want = 0.5
+  elif case == 'split':           # two halves touch the one target part: 1 - mean of their IoUs
+    logits[5, :] = -20.0
+    want = 1 - (3 * 5 / 40 + 4 * 5 / 40) / 2
+  elif case == 'empty_pred':
+    logits[:] = -20.0
+    want = 1.0
+  elif case == 'both_empty':
+    logits[:] = -20.0
+    t[:] = 0
+    want = 0.0
+  else:
+    want = 0.0
+  got = float(losses.connectivity_loss(jnp.asarray(logits)[None], jnp.asarray(t)[None])[0])
+  assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_connectivity_loss_gradient_pulls_a_split_mask_onto_its_target():
+  t = _target()
+  logits = np.where(t > 0, 1.0, -1.0).astype(np.float32)
+  logits[5, 3:8] = -1.0                           # the target's row 5 is predicted off
+  g = jax.grad(lambda x: losses.connectivity_loss(x[None], jnp.asarray(t)[None])[0])(
+      jnp.asarray(logits))
+  inside = (t > 0) & (logits > 0)
+  assert float(g[inside].max()) < 0               # raise the probability inside the target
+  assert np.isfinite(np.asarray(g)).all()

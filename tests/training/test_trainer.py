@@ -212,3 +212,13 @@ def test_init_from_an_export_starts_from_its_weights_and_refuses_another_archite
   with pytest.raises(FileNotFoundError, match='not an exported model'):
     train.create_train_state(_config(init_from='/nonexistent/export'), jax.random.PRNGKey(1),
                              num_ids=5, image_hw=(96, 128))
+
+
+def test_connectivity_loss_trains_inside_jit(source):
+  cfg = _config(steps=8)
+  cfg.loss.scl_weight = 0.5
+  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
+  new, parts = train.jitted_train_step(cfg)(state, source.batch(0, 2, 0), jax.random.PRNGKey(1))
+  assert bool(parts['finite'])
+  assert 0.0 < float(parts['scl']) <= 1.0         # an untrained mask is not the target's shape
+  assert int(new.step) == 1
