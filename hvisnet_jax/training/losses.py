@@ -95,7 +95,9 @@ def connectivity_loss(logits, target, max_components: int = 8):
   = the sum of those scores / (target components + predicted components touching none).
   The IoUs use the predicted probabilities, so the loss pulls each touching component onto
   its target component; a lone fragment only lowers the score. 0 when both are empty, 1
-  when only one is.
+  when only one is. Under a data-parallel mesh the callback gathers the masks to one device
+  (the same loss as on one device, checked on 4 CPU devices; XLA warns of a full
+  rematerialisation): cheap at R x R per sampled mask, but a cost on a multi-host pod.
   """
   p = jax.nn.sigmoid(logits)
   label = lambda m: jax.pure_callback(
