@@ -127,17 +127,22 @@ def test_main_names_an_unknown_config_key(tmp_path):
 
 def test_frames_with_nobody_give_finite_losses(source):
   cfg = _config(steps=8)
+  cfg.loss.scl_weight = 0.5                          # the SC loss's host callback included
   batch = source.batch(0, 2, 0)
   batch['valid'][:] = False                          # nobody in either frame
   batch['masks'][:] = False
   batch['inner'][:] = np.nan
   state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
-  new, parts = train.jitted_train_step(cfg)(state, batch, jax.random.PRNGKey(1))
+  step = train.jitted_train_step(cfg)
+  new, parts = step(state, batch, jax.random.PRNGKey(1))
   assert bool(parts['finite'])
   assert float(parts['num_pos']) == 0
-  for k in ('loss', 'focal', 'giou', 'mask', 'triplet', 'id_ce'):
+  for k in ('loss', 'focal', 'giou', 'mask', 'scl', 'triplet', 'id_ce'):
     assert np.isfinite(float(parts[k])), k
   assert int(new.step) == 1
+  # With people, an untrained mask is not its target's shape: the SC loss is in (0, 1].
+  _, parts = step(new, source.batch(0, 2, 0), jax.random.PRNGKey(2))
+  assert 0.0 < float(parts['scl']) <= 1.0
 
 
 def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, capsys):
@@ -213,12 +218,3 @@ def test_init_from_an_export_starts_from_its_weights_and_refuses_another_archite
     train.create_train_state(_config(init_from='/nonexistent/export'), jax.random.PRNGKey(1),
                              num_ids=5, image_hw=(96, 128))
 
-
-def test_connectivity_loss_trains_inside_jit(source):
-  cfg = _config(steps=8)
-  cfg.loss.scl_weight = 0.5
-  state = train.create_train_state(cfg, jax.random.PRNGKey(0), source.num_ids, source.padded)
-  new, parts = train.jitted_train_step(cfg)(state, source.batch(0, 2, 0), jax.random.PRNGKey(1))
-  assert bool(parts['finite'])
-  assert 0.0 < float(parts['scl']) <= 1.0         # an untrained mask is not the target's shape
-  assert int(new.step) == 1
