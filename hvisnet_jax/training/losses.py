@@ -100,11 +100,11 @@ def connectivity_loss(logits, target, max_components: int = 8):
   rematerialisation): cheap at R x R per sampled mask, but a cost on a multi-host pod.
   """
   p = jax.nn.sigmoid(logits)
-  label = lambda m: jax.pure_callback(
-      lambda x: label_components(x, max_components),
-      jax.ShapeDtypeStruct(m.shape, jnp.int32), m, vmap_method='sequential')
-  pred_c = jax.nn.one_hot(label(jax.lax.stop_gradient(p) > 0.5), max_components + 1)[..., 1:]
-  gt_c = jax.nn.one_hot(label(target > 0.5), max_components + 1)[..., 1:]
+  both = jnp.stack([jax.lax.stop_gradient(p) > 0.5, target > 0.5])   # one host round trip
+  labels = jax.pure_callback(lambda x: label_components(x, max_components),
+                             jax.ShapeDtypeStruct(both.shape, jnp.int32), both,
+                             vmap_method='sequential')
+  pred_c, gt_c = jax.nn.one_hot(labels, max_components + 1)[..., 1:]
   inter = jnp.einsum('...hwg,...hwc,...hw->...gc', gt_c, pred_c, p)
   pred_area = jnp.einsum('...hwc,...hw->...c', pred_c, p)
   gt_area = gt_c.sum((-3, -2))
@@ -234,8 +234,8 @@ def compute_losses(outputs: Dict, tg: Dict, batch: Dict, extra_params: Dict, key
                    s['s_det'] + s['s_id'])
   else:
     total = det + lcfg.id_weight * ident
-  parts = dict(loss=total, focal=cls, giou=giou, centerness=ctr, mask=mask, scl=scl, semantic=sem,
-               triplet=triplet, id_ce=id_ce, num_pos=pos.sum() / b,
+  parts = dict(loss=total, focal=cls, giou=giou, centerness=ctr, mask=mask, scl=scl,
+               semantic=sem, triplet=triplet, id_ce=id_ce, num_pos=pos.sum() / b,
                num_ambiguous=tg['ambiguous'].sum() / b, triplet_anchors=n_anchor)
   return total, parts
 
