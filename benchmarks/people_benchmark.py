@@ -5,7 +5,8 @@
 
 MODEL is a built-in student name or export folder ('real', 'synthetic', DIR), optionally
 '@SIZE[xN]': the short side it runs at and the detections it keeps (default: the model's;
-`hvisnet track --input-size S --max-detections N`; 'real@800x300'), or a teacher: 'ssdlite' (SSDLite boxes + BlazePose masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
+`hvisnet track --input-size S --max-detections N`; 'real@800x300'; several sizes as
+'real@352+800x300', `--input-size 352,800`), or a teacher: 'ssdlite' (SSDLite boxes + BlazePose masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
 yolov5s-seg / yolov7-seg, MASKS in yolo / blazepose / max and SIZE the letterbox long side
 (default 640). Sets (all in ../shared/data/real, none trained on):
 - coco: coco_mini val2017 persons: mask AP, AP50, box AP (pycocotools), and the median best
@@ -49,7 +50,7 @@ class StudentSegmenter:
     name, _, size = spec.partition('@')
     size, _, max_det = size.partition('x')
     self.pred = predictor_lib.Predictor.from_export(None if name == 'real' else name)
-    self.pred.configure(input_size=int(size) if size else None,
+    self.pred.configure(input_size=[int(s) for s in size.split('+')] if size else None,
                         max_detections=int(max_det) if max_det else None)
 
   def __call__(self, rgb):

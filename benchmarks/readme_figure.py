@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from hvisnet_jax.apps import track as app
+from hvisnet_jax.apps.commands import common
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.synthetic import synth
 from hvisnet_jax import video as video_lib
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
   p.add_argument('--frames', type=int, default=60)
   p.add_argument('--show', type=int, default=4, help='frames in the strip')
   p.add_argument('--checkpoint', default=None)
-  p.add_argument('--input-size', type=int, default=None, help="as `hvisnet track`'s")
+  p.add_argument('--input-size', type=common.input_sizes, default=None,
+                 help="as `hvisnet track`'s")
   p.add_argument('--max-detections', type=int, default=None, help="as `hvisnet track`'s")
   p.add_argument('--out', required=True)
   a = p.parse_args(argv)

@@ -70,6 +70,12 @@ def inference_config() -> ml_collections.ConfigDict:
   # Ours, for paste='device': paste at the network's input resolution and scale the label
   # map to the frame (nearest); cheaper on a CPU than pasting at full frame size.
   c.paste_at_input_resolution = False
+  # Ours, for several input sizes (Predictor.configure, `--input-size 352,800`): each pass
+  # larger than the first keeps people at most this many of its input pixels tall, the
+  # smaller passes the taller people (inference/multiscale.py). The built-in real model
+  # boxes people taller than about 400 px of its input short; 150-250 measured alike and
+  # 400 lost coco mask AP (docs/results.md).
+  c.multiscale_split_px = 200
   c.min_size = 512             # short side after resizing
   c.max_size = 736             # cap on the long side
   c.size_divisibility = 32

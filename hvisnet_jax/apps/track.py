@@ -431,6 +431,7 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
                stopped_early=reader.stopped_early, source_fps=reader.fps,
                start=start, stride=stride,
                input_size=int(predictor.config.inference.min_size),
+               input_sizes=list(predictor.input_sizes),
                max_detections=int(predictor.config.inference.max_detections))
   if target is None:
     raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')

@@ -6,6 +6,9 @@ jitted function per input shape (jit's own cache compiles each frame size once).
 are pasted into the frame and the label map made on the host by default
 (inference.paste='host', host_paste.py), or inside jit ('device').
 
+configure(input_size=[352, 800]) runs each frame at several sizes and keeps each person
+from the pass that suits its height (multiscale.py): distant crowds and people close up.
+
 Batches are split over the predictor's devices (data parallel, NamedSharding); on a CPU,
 `use_cpu_devices` splits the host into several XLA devices so that frames run side by
 side: XLA runs one frame's small convolutions on about one core (2 cores: 1.5-1.9x the
@@ -28,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.inference import export as export_lib
 from hvisnet_jax.inference import host_paste
+from hvisnet_jax.inference import multiscale
 from hvisnet_jax.inference import postprocess
 
 # Committed models: 'real' (the default; MobileNetV2 student distilled on real footage,
@@ -103,6 +107,7 @@ class Pending(NamedTuple):
   outputs: Dict[str, jax.Array]    # device arrays, batched (padded to the device count)
   frame_hw: Tuple[int, int]
   count: int                       # frames given to dispatch
+  more_sizes: Tuple['Pending', ...] = ()   # the same frames at the larger input sizes
 
 
 def default_cpu_devices() -> int:
@@ -169,6 +174,7 @@ class Predictor:
     # Attentions and embeddings only where an instance is kept (FCOSBlendHead).
     self.model = model_lib.HVISNet(config.model, train=False, dense_instance_outputs=False)
     self._dispatched = False      # settings are read when a frame size is first traced
+    self._more_sizes = []         # Predictors at larger input sizes (configure)
 
   @classmethod
   def from_export(cls, directory: str = None):
@@ -192,30 +198,54 @@ class Predictor:
                        f'(first: {missing[0]})')
     return cls(config, variables)
 
-  def configure(self, input_size: Optional[int] = None,
-                max_detections: Optional[int] = None) -> None:
+  def configure(self, input_size=None, max_detections: Optional[int] = None) -> None:
     """Inference settings other than the model's, before the first frame.
 
     input_size: the short side frames run at (the long side capped in the model's own
     proportion) instead of `inference.min_size`: larger finds smaller people (crowds) at
-    the network's cost, which grows with the pixels. max_detections: people kept per
-    frame; each slot costs its mask and embedding whether filled or not (on 2 CPU cores
-    300 slots instead of 100 cost about a fifth of the frame rate).
+    the network's cost, which grows with the pixels. Several sizes (ascending, e.g.
+    (352, 800)) run every frame at each and keep each person from the size that suits its
+    height (multiscale.py): distant crowds from the larger, people close up from the
+    smaller, at the cost of all passes. max_detections: people kept per frame (each pass
+    keeps as many); each slot costs its mask and embedding whether filled or not (on 2 CPU
+    cores 300 slots instead of 100 cost about a fifth of the frame rate).
     """
     if self._dispatched:
       raise RuntimeError('configure() must come before the first frame (compiled shapes '
                          'keep the settings they were traced with)')
     icfg = self.config.inference
-    if input_size is not None:
-      if int(input_size) != input_size or input_size < 64:
-        raise ValueError(f'input size must be a whole number of pixels >= 64, got {input_size}')
-      d = icfg.size_divisibility
-      long_side = -(-round(input_size * icfg.max_size / icfg.min_size) // d) * d
-      icfg.update(min_size=int(input_size), max_size=long_side)
+    sizes = ([] if input_size is None else
+             list(input_size) if isinstance(input_size, (list, tuple)) else [input_size])
+    for size in sizes:
+      if int(size) != size or size < 64:
+        raise ValueError(f'input size must be a whole number of pixels >= 64, got {size}')
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+      raise ValueError(f'input sizes must ascend (the first is the smallest), got {sizes}')
+    if len(sizes) > 1 and not self._blend_on_host:
+      raise ValueError('several input sizes need inference.paste and inference.blend '
+                       "'host' (the passes are merged on the host)")
     if max_detections is not None:
       if int(max_detections) != max_detections or max_detections < 1:
         raise ValueError(f'max detections must be a whole number >= 1, got {max_detections}')
       icfg.max_detections = int(max_detections)
+    d = icfg.size_divisibility
+    ratio = icfg.max_size / icfg.min_size
+    shapes = [(int(s), -(-round(s * ratio) // d) * d) for s in sizes]
+    if shapes:
+      icfg.update(min_size=shapes[0][0], max_size=shapes[0][1])
+    else:                         # keep the larger sizes, with the new max_detections
+      shapes = [None] + [(p.config.inference.min_size, p.config.inference.max_size)
+                         for p in self._more_sizes]
+    self._more_sizes = []
+    for short, long_side in shapes[1:]:
+      config = ml_collections.ConfigDict(self.config.to_dict())
+      config.inference.update(min_size=short, max_size=long_side)
+      self._more_sizes.append(Predictor(config, self.variables, self.devices))
+
+  @property
+  def input_sizes(self) -> Tuple[int, ...]:
+    """The short sides each frame runs at (one unless configure() was given several)."""
+    return tuple(int(p.config.inference.min_size) for p in [self] + self._more_sizes)
 
   def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
     """Writes config.json + variables/ (what from_export reads), whole or not at all.
@@ -340,6 +370,7 @@ class Predictor:
     """Starts inference on a batch (N, H, W, 3) without waiting for it (see collect)."""
     frames = check_frames(frames, batched=True)
     count, (h, w) = len(frames), frames.shape[1:3]
+    more = tuple(p.dispatch(frames) for p in self._more_sizes)
     (rh, rw), _ = resize_plan(h, w, self.config.inference)
     if (rh, rw) != (h, w):
       # On the host: OpenCV's area resize takes 2.6 ms for a 576x768 frame, XLA's
@@ -351,11 +382,20 @@ class Predictor:
       frames = np.concatenate([frames, np.zeros((pad, *frames.shape[1:]), frames.dtype)])
     frames = jax.device_put(frames, self._batch_sharding)
     self._dispatched = True
-    return Pending(self._run(self.variables, frames, (h, w)), (h, w), count)
+    return Pending(self._run(self.variables, frames, (h, w)), (h, w), count, more)
 
   def collect(self, pending: Pending) -> Dict[str, np.ndarray]:
     """Waits for dispatched inference: dict of numpy arrays with a leading batch axis."""
-    return self.paste(self.readback(pending), pending.frame_hw)
+    out = self.readback(pending)
+    if pending.more_sizes:
+      passes = [self.blend(out)] + [p.blend(p.readback(m))
+                                    for p, m in zip(self._more_sizes, pending.more_sizes)]
+      h, w = pending.frame_hw
+      scales = [resize_plan(h, w, p.config.inference)[0][0] / h for p in [self] + self._more_sizes]
+      icfg = self.config.inference
+      out = multiscale.merge(passes, multiscale.height_bands(scales, icfg.get(
+          'multiscale_split_px', multiscale.SPLIT_PX)), icfg.nms_iou, icfg.max_detections)
+    return self.paste(out, pending.frame_hw)
 
   @staticmethod
   def readback(pending: Pending) -> Dict[str, np.ndarray]:
@@ -367,14 +407,8 @@ class Predictor:
     """Adds the label maps on the host (inference.paste 'host'; a no-op otherwise)."""
     if 'label_map' in out:
       return out
-    icfg, bm = self.config.inference, self.config.model.blendmask
-    res = icfg.get('mask_resolution', 0) or bm.pooler_resolution
-    out = dict(out)              # the caller's dict stays as it was (bench replays it)
-    if 'bases' in out:
-      bases, attn, windows = (out.pop(k) for k in ('bases', 'attentions', 'blend_windows'))
-      out['mask_logits'] = np.stack([
-          host_paste.blend(bases[b], attn[b], windows[b], out['valid'][b], bm.attn_size, res)
-          for b in range(len(out['valid']))])
+    icfg = self.config.inference
+    out = self.blend(out)
     pasted = [host_paste.paste_and_label(out['mask_logits'][b], out['mask_boxes'][b],
                                          out['valid'][b], *frame_hw, icfg.mask_thresh,
                                          icfg.get('min_visible_fraction', 0.0))
@@ -382,6 +416,21 @@ class Predictor:
     # Each frame's map stays in Fortran order (host_paste: what COCO RLE scans).
     return dict(out, label_map=np.stack([p[0].T for p in pasted]).transpose(0, 2, 1),
                 valid=np.stack([p[1] for p in pasted]))
+
+  def blend(self, out: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Read-back outputs with the valid instances' mask logits blended on the host
+    (inference.blend 'host'; a no-op when the device blended). The caller's dict stays as
+    it was (bench replays it)."""
+    if 'bases' not in out:
+      return out
+    bm = self.config.model.blendmask
+    res = self.config.inference.get('mask_resolution', 0) or bm.pooler_resolution
+    out = dict(out)
+    bases, attn, windows = (out.pop(k) for k in ('bases', 'attentions', 'blend_windows'))
+    out['mask_logits'] = np.stack([
+        host_paste.blend(bases[b], attn[b], windows[b], out['valid'][b], bm.attn_size, res)
+        for b in range(len(out['valid']))])
+    return out
 
   def predict_batch(self, frames: np.ndarray) -> Dict[str, np.ndarray]:
     """Batch (N, H, W, 3) -> dict of numpy arrays with a leading batch axis."""
@@ -394,4 +443,5 @@ class Predictor:
 
   def compile_for(self, batch: int, height: int, width: int) -> None:
     """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
-    jax.block_until_ready(self.dispatch(np.zeros((batch, height, width, 3), np.uint8)).outputs)
+    pending = self.dispatch(np.zeros((batch, height, width, 3), np.uint8))
+    jax.block_until_ready([pending.outputs] + [m.outputs for m in pending.more_sizes])

@@ -106,16 +106,20 @@ def test_cli_track_reports_errors(tmp_path, capsys):
   assert 'nope.avi: no such video file' in capsys.readouterr().err
 
 
-def test_cli_track_at_another_input_size(tmp_path, clip_dir, capsys):
+def test_cli_track_at_other_input_sizes(tmp_path, clip_dir, capsys):
   d, _ = clip_dir
   out = tmp_path / 'o'
   assert cli.main(['track', str(d), '--out', str(out), '--model', 'synthetic', '--frames', '3',
-                   '--input-size', '160', '--max-detections', '5', '--quiet']) == 0
+                   '--input-size', '160,224', '--max-detections', '5', '--quiet']) == 0
   stats = json.loads((out / 'stats.json').read_text())
   assert (stats['frames'], stats['input_size'], stats['max_detections']) == (3, 160, 5)
-  with pytest.raises(SystemExit):
-    cli.main(['track', str(d), '--out', str(tmp_path / 'p'), '--input-size', '0'])
-  assert '--input-size' in capsys.readouterr().err
+  assert stats['input_sizes'] == [160, 224]
+  assert len(open(out / 'tracks.txt').readlines()) > 0
+  for bad, says in (('0', '>= 64'), ('224,160', 'ascending')):
+    with pytest.raises(SystemExit):
+      cli.main(['track', str(d), '--out', str(tmp_path / 'p'), '--input-size', bad])
+    err = capsys.readouterr().err
+    assert '--input-size' in err and says in err
 
 
 def test_extract_person_cli_on_synthetic(tmp_path):

@@ -17,10 +17,13 @@ def predictor(args):
 
 
 def add_input_size(parser) -> None:
-  parser.add_argument('--input-size', type=input_size, default=None, metavar='PIXELS',
+  parser.add_argument('--input-size', type=input_sizes, default=None, metavar='PIXELS',
                       help="the short side frames are run at (default: the model's, 352 for "
                       'the built-in real model). Larger finds smaller people, at a cost that '
-                      'grows with the pixels: for crowds try 800 (docs/usage.md)')
+                      'grows with the pixels: for crowds try 800. Several, ascending (352,800), '
+                      'run every frame at each and keep each person from the size that suits '
+                      'its height: distant crowds and people close up, at the cost of every '
+                      'pass (docs/usage.md)')
   parser.add_argument('--max-detections', type=positive_int, default=None, metavar='N',
                       help="people kept per frame (default: the model's, 100 for the built-in "
                       'real model); a crowd of more needs more, each slot costs time')
@@ -63,9 +66,13 @@ def natural_int(text: str) -> int:
   return _whole_number_at_least(0, text)
 
 
-def input_size(text: str) -> int:
-  """argparse type: a frame's short side in pixels, >= 64 (two cells of the coarsest level)."""
-  return _whole_number_at_least(64, text)
+def input_sizes(text: str) -> list:
+  """argparse type: frames' short sides in pixels, comma-separated and ascending, each >= 64
+  (two cells of the coarsest level)."""
+  sizes = [_whole_number_at_least(64, t.strip()) for t in text.split(',')]
+  if any(b <= a for a, b in zip(sizes, sizes[1:])):
+    raise argparse.ArgumentTypeError(f'expected sizes in ascending order (352,800), got {text!r}')
+  return sizes
 
 
 def positive_int(text: str) -> int:

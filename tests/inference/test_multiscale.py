@@ -1,0 +1,97 @@
+"""Several input sizes: each pass keeps the people of its height band, one NMS, by score."""
+import numpy as np
+import pytest
+
+from hvisnet_jax.inference import multiscale
+from hvisnet_jax.inference import predictor
+from conftest import detecting_variables, tiny_config
+
+
+def test_height_bands_split_people_between_passes_with_an_overlap():
+  # Network pixels per frame pixel 0.5, 1 and 2: the larger passes keep people up to 400 px
+  # of their input (400 and 200 frame px); each smaller pass from 80% of the next's limit.
+  assert multiscale.height_bands([0.5, 1.0, 2.0], 400) == [(320.0, np.inf), (160.0, 400.0),
+                                                           (0.0, 200.0)]
+  assert multiscale.height_bands([1.0], 400) == [(0.0, np.inf)]
+  with pytest.raises(ValueError, match='ascend'):
+    multiscale.height_bands([1.0, 1.0], 400)
+
+
+def _pass(boxes, scores, valid, slots=4):
+  n = len(boxes)
+  pad = lambda a, shape: np.concatenate([a, np.zeros((slots - n,) + shape, a.dtype)])[None]
+  boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+  return dict(boxes=pad(boxes, (4,)), scores=pad(np.asarray(scores, np.float32), ()),
+              embeddings=pad(np.arange(n * 2, dtype=np.float32).reshape(n, 2) + scores[0], (2,)),
+              mask_logits=pad(np.full((n, 3, 3), scores[0], np.float32), (3, 3)),
+              mask_boxes=pad(boxes + 1, (4,)),
+              valid=pad(np.asarray(valid, bool), ()))
+
+
+def test_merge_keeps_each_pass_band_removes_duplicates_and_orders_by_score():
+  small = _pass([[0, 0, 10, 300],           # tall: kept from the small pass
+                 [50, 0, 60, 30],           # short: left to the large pass
+                 [100, 0, 110, 170],        # in the overlap, a duplicate of the large pass's
+                 [200, 0, 210, 300]],       # tall but not valid
+                [0.9, 0.8, 0.5, 0.95], [True, True, True, False])
+  large = _pass([[50, 0, 60, 31],           # short: kept
+                 [0, 0, 10, 250],           # too tall for this pass
+                 [101, 0, 110, 171]],       # the overlap's duplicate, the higher score
+                [0.7, 0.99, 0.6], [True, True, True])
+  bands = [(160.0, np.inf), (0.0, 200.0)]
+  out = multiscale.merge([small, large], bands, nms_iou=0.6, slots=5)
+  ok = out['valid'][0]
+  assert ok.tolist() == [True, True, True, False, False]
+  np.testing.assert_allclose(out['scores'][0, ok], [0.9, 0.7, 0.6])
+  np.testing.assert_allclose(out['boxes'][0, ok], [[0, 0, 10, 300], [50, 0, 60, 31],
+                                                   [101, 0, 110, 171]])
+  np.testing.assert_allclose(out['mask_boxes'][0, ok], out['boxes'][0, ok] + 1)
+  # Instance arrays travel with their box: the large pass's masks hold its first score.
+  np.testing.assert_allclose(out['mask_logits'][0, ok, 0, 0], [0.9, 0.7, 0.7])
+  assert out['mask_logits'].shape == (1, 5, 3, 3) and out['embeddings'].shape == (1, 5, 2)
+  # More candidates than slots: the best by score.
+  top = multiscale.merge([small, large], bands, nms_iou=0.6, slots=2)
+  np.testing.assert_allclose(top['scores'][0], [0.9, 0.7])
+
+
+def test_a_predictor_at_two_sizes_keeps_each_person_from_one_pass(tiny_variables):
+  cfg = lambda: tiny_config(score_thresh=0.0, min_visible_fraction=0.0,
+                            multiscale_split_px=100)
+  v = detecting_variables(tiny_variables)
+  frame = np.random.default_rng(5).integers(0, 256, (100, 150, 3), dtype=np.uint8)
+  both = predictor.Predictor(cfg(), v)
+  both.configure(input_size=[96, 192], max_detections=30)
+  assert both.input_sizes == (96, 192)
+  out = both.predict(frame)
+  assert out['label_map'].shape == (100, 150) and out['boxes'].shape == (30, 4)
+  singles = []
+  for size in (96, 192):
+    p = predictor.Predictor(cfg(), v)
+    p.configure(input_size=size, max_detections=30)
+    o = p.predict(frame)
+    singles.append(o['boxes'][o['valid']])
+  # 192 px on a 100 px frame: the larger pass keeps people <= 100 / 1.92 = 52 px tall, the
+  # smaller from 80% of that.
+  lo, hi = 0.8 * 100 / 1.92, 100 / 1.92
+  ok = out['valid']
+  assert ok.any()
+  from_pass = []
+  for box in out['boxes'][ok]:
+    h = box[3] - box[1]
+    found = [k for k, b in enumerate(singles) if np.isclose(b, box, atol=1e-3).all(1).any()]
+    assert found, box
+    assert (0 in found and h >= lo) or (1 in found and h <= hi), (box, found)
+    from_pass += found
+  assert {0, 1} <= set(from_pass)        # both passes contributed
+  s = out['scores'][ok]
+  assert (np.diff(s) <= 0).all()
+  labels = set(np.unique(out['label_map'])) - {-1}
+  assert labels and labels <= set(np.flatnonzero(ok))
+
+
+def test_input_sizes_must_ascend(tiny_variables):
+  p = predictor.Predictor(tiny_config(), tiny_variables)
+  with pytest.raises(ValueError, match='ascend'):
+    p.configure(input_size=[192, 96])
+  with pytest.raises(ValueError, match='>= 64'):
+    p.configure(input_size=[96, 32])
