@@ -47,11 +47,7 @@ class StudentSegmenter:
 
   def __init__(self, spec: str):
     from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-    name, _, size = spec.partition('@')
-    size, _, max_det = size.partition('x')
-    self.pred = predictor_lib.Predictor.from_export(None if name == 'real' else name)
-    self.pred.configure(input_size=[int(s) for s in size.split('+')] if size else None,
-                        max_detections=int(max_det) if max_det else None)
+    self.pred = predictor_lib.Predictor.from_spec(spec)
 
   def __call__(self, rgb):
     h, w = rgb.shape[:2]

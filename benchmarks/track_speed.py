@@ -3,6 +3,10 @@
   python benchmarks/track_speed.py --models real runs/real/export \
       --json benchmarks/results/track_speed_cpu.json [--frames 120] [--repeats 3]
 
+A model is a built-in name or an export folder, optionally '@SIZE[+SIZE...][xN]': the
+input sizes and detections of `hvisnet track --input-size S[,S...] --max-detections N`
+('real@352+800x300').
+
 Each model tracks the first --frames frames of vtest.avi (768x576, 6-8 people) and of a
 640x480 clip (one person) as `hvisnet track` does (reader thread, 2 CPU devices where 2+
 cores are free, host paste, tracker); models alternate run by run (A B A B ...) so that
@@ -40,7 +44,7 @@ def main(argv=None):
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
   predictor_lib.use_cpu_devices(a.cpu_devices)
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
-  preds = {m: predictor_lib.Predictor.from_export(None if m == 'real' else m) for m in a.models}
+  preds = {m: predictor_lib.Predictor.from_spec(m) for m in a.models}
   out = {}
   for label, rel in CLIPS:
     src = os.path.join(a.shared, rel)
@@ -59,7 +63,9 @@ def main(argv=None):
     out[label] = {m: dict(fps_median=float(np.median(r)), fps_runs=r, frames=a.frames,
                           devices=preds[m].batch_size,
                           inference=dict(min_size=preds[m].config.inference.min_size,
-                                         max_size=preds[m].config.inference.max_size))
+                                         max_size=preds[m].config.inference.max_size,
+                                         input_sizes=list(preds[m].input_sizes),
+                                         max_detections=preds[m].config.inference.max_detections))
                   for m, r in runs.items()}
     print(label, json.dumps({m: round(v['fps_median'], 2) for m, v in out[label].items()}),
           flush=True)

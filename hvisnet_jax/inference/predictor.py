@@ -198,6 +198,22 @@ class Predictor:
                        f'(first: {missing[0]})')
     return cls(config, variables)
 
+  @classmethod
+  def from_spec(cls, spec: str):
+    """The benchmarks' model spec 'NAME_OR_DIR[@SIZE[+SIZE...][xN]]' ('real@352+800x300'):
+    an export (from_export) run at those input sizes, keeping N detections."""
+    name, _, size = spec.partition('@')
+    size, _, max_det = size.partition('x')
+    try:
+      sizes = [int(v) for v in size.split('+')] if size else None
+      max_det = int(max_det) if max_det else None
+    except ValueError:
+      raise ValueError(f'model spec {spec!r}: expected NAME[@SIZE[+SIZE...][xN]], e.g. '
+                       "'real@352+800x300'") from None
+    pred = cls.from_export(None if name == DEFAULT_MODEL else name)
+    pred.configure(input_size=sizes, max_detections=max_det)
+    return pred
+
   def configure(self, input_size=None, max_detections: Optional[int] = None) -> None:
     """Inference settings other than the model's, before the first frame.
 

@@ -95,3 +95,12 @@ def test_input_sizes_must_ascend(tiny_variables):
     p.configure(input_size=[192, 96])
   with pytest.raises(ValueError, match='>= 64'):
     p.configure(input_size=[96, 32])
+
+
+def test_model_spec_names_an_export_its_input_sizes_and_detections():
+  p = predictor.Predictor.from_spec('synthetic@160+224x5')
+  assert p.input_sizes == (160, 224) and p.config.inference.max_detections == 5
+  assert predictor.Predictor.from_spec('synthetic').input_sizes == (
+      predictor.Predictor.from_export('synthetic').config.inference.min_size,)
+  with pytest.raises(ValueError, match="'synthetic@big'.*NAME"):
+    predictor.Predictor.from_spec('synthetic@big')
