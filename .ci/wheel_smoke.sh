@@ -42,6 +42,9 @@ SEQ=$(ls syn/JPEGImages)
 step "track (a part of the clip)"
 "$H" track "syn/JPEGImages/$SEQ" --out trk --model synthetic --frames 4 --save-video --quiet
 test -s trk/tracks.txt && test -s trk/results.json && test -s trk/render.mp4
+step "track at two input sizes"
+"$H" track "syn/JPEGImages/$SEQ" --out trk_sizes --model synthetic --frames 2 --input-size 160,224 --quiet
+grep -q '"input_sizes": \[' trk_sizes/stats.json
 step "demo"
 "$H" demo --out demo --frames 4 --quiet
 step "eval: MOTS, YouTube-VIS, COCO"
