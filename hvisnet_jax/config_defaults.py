@@ -76,6 +76,15 @@ def inference_config() -> ml_collections.ConfigDict:
   # boxes people taller than about 400 px of its input short; 150-250 measured alike and
   # 400 lost coco mask AP (docs/results.md).
   c.multiscale_split_px = 200
+  # Ours: a crowd pass. A frame whose first pass finds at least crowd_min_people people
+  # scored >= crowd_min_score and under crowd_max_height_px of its input tall runs again at
+  # short side crowd_size (up to crowd_max_detections people), merged as several input
+  # sizes are; other frames cost one pass. 0 = no crowd pass.
+  c.crowd_size = 0
+  c.crowd_min_people = 5
+  c.crowd_max_height_px = 60
+  c.crowd_min_score = 0.25
+  c.crowd_max_detections = 300
   c.min_size = 512             # short side after resizing
   c.max_size = 736             # cap on the long side
   c.size_divisibility = 32

@@ -354,6 +354,7 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   times = {'frames': 0, 'track_s': 0.0}
   bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
   began = time.perf_counter()
+  crowd_frames_before = predictor.crowd_frames
 
   target = None
 
@@ -432,6 +433,8 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
                start=start, stride=stride,
                input_size=int(predictor.config.inference.min_size),
                input_sizes=list(predictor.input_sizes),
+               crowd_size=predictor.crowd_size,
+               crowd_pass_frames=predictor.crowd_frames - crowd_frames_before,
                max_detections=int(predictor.config.inference.max_detections))
   if target is None:
     raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')

@@ -8,6 +8,9 @@ are pasted into the frame and the label map made on the host by default
 
 configure(input_size=[352, 800]) runs each frame at several sizes and keeps each person
 from the pass that suits its height (multiscale.py): distant crowds and people close up.
+A crowd pass (inference.crowd_size, configure(crowd_size=...)) does the same only on the
+frames where the first pass sees a crowd of small people, so that ordinary footage keeps
+the first size's speed.
 
 Batches are split over the predictor's devices (data parallel, NamedSharding); on a CPU,
 `use_cpu_devices` splits the host into several XLA devices so that frames run side by
@@ -108,6 +111,7 @@ class Pending(NamedTuple):
   frame_hw: Tuple[int, int]
   count: int                       # frames given to dispatch
   more_sizes: Tuple['Pending', ...] = ()   # the same frames at the larger input sizes
+  frames: Optional[np.ndarray] = None      # kept for a crowd pass (collect decides)
 
 
 def default_cpu_devices() -> int:
@@ -175,6 +179,9 @@ class Predictor:
     self.model = model_lib.HVISNet(config.model, train=False, dense_instance_outputs=False)
     self._dispatched = False      # settings are read when a frame size is first traced
     self._more_sizes = []         # Predictors at larger input sizes (configure)
+    self._crowd = None            # the crowd pass's Predictor (inference.crowd_size)
+    self.crowd_frames = 0         # frames that ran the crowd pass so far
+    self._set_crowd(int(config.inference.get('crowd_size', 0) or 0))
 
   @classmethod
   def from_export(cls, directory: str = None):
@@ -200,21 +207,25 @@ class Predictor:
 
   @classmethod
   def from_spec(cls, spec: str):
-    """The benchmarks' model spec 'NAME_OR_DIR[@SIZE[+SIZE...][xN]]' ('real@352+800x300'):
-    an export (from_export) run at those input sizes, keeping N detections."""
+    """The benchmarks' model spec 'NAME_OR_DIR[@[SIZE[+SIZE...]][xN][cCROWD]]'
+    ('real@352+800x300', 'real@c0'): an export (from_export) run at those input sizes,
+    keeping N detections, with a crowd pass at short side CROWD (0 = none)."""
     name, _, size = spec.partition('@')
+    size, _, crowd = size.partition('c')
     size, _, max_det = size.partition('x')
     try:
       sizes = [int(v) for v in size.split('+')] if size else None
       max_det = int(max_det) if max_det else None
+      crowd = int(crowd) if crowd else None
     except ValueError:
-      raise ValueError(f'model spec {spec!r}: expected NAME[@SIZE[+SIZE...][xN]], e.g. '
-                       "'real@352+800x300'") from None
+      raise ValueError(f'model spec {spec!r}: expected NAME[@[SIZE[+SIZE...]][xN][cCROWD]], '
+                       "e.g. 'real@352+800x300' or 'real@c0'") from None
     pred = cls.from_export(None if name == DEFAULT_MODEL else name)
-    pred.configure(input_size=sizes, max_detections=max_det)
+    pred.configure(input_size=sizes, max_detections=max_det, crowd_size=crowd)
     return pred
 
-  def configure(self, input_size=None, max_detections: Optional[int] = None) -> None:
+  def configure(self, input_size=None, max_detections: Optional[int] = None,
+                crowd_size: Optional[int] = None) -> None:
     """Inference settings other than the model's, before the first frame.
 
     input_size: the short side frames run at (the long side capped in the model's own
@@ -224,7 +235,10 @@ class Predictor:
     height (multiscale.py): distant crowds from the larger, people close up from the
     smaller, at the cost of all passes. max_detections: people kept per frame (each pass
     keeps as many); each slot costs its mask and embedding whether filled or not (on 2 CPU
-    cores 300 slots instead of 100 cost about a fifth of the frame rate).
+    cores 300 slots instead of 100 cost about a fifth of the frame rate). crowd_size: the
+    short side of the crowd pass (0 = none; default: the model's inference.crowd_size),
+    run only on frames where the first size finds a crowd (see crowd_frames_of); off when
+    several input sizes already run on every frame.
     """
     if self._dispatched:
       raise RuntimeError('configure() must come before the first frame (compiled shapes '
@@ -237,7 +251,15 @@ class Predictor:
         raise ValueError(f'input size must be a whole number of pixels >= 64, got {size}')
     if any(b <= a for a, b in zip(sizes, sizes[1:])):
       raise ValueError(f'input sizes must ascend (the first is the smallest), got {sizes}')
-    if len(sizes) > 1 and not self._blend_on_host:
+    if crowd_size is not None and (int(crowd_size) != crowd_size or crowd_size < 0):
+      raise ValueError(f'crowd size must be a whole number of pixels (0 = none), got {crowd_size}')
+    if crowd_size and len(sizes) > 1:
+      raise ValueError('a crowd pass runs beside one input size; several input sizes already '
+                       f'run on every frame (got sizes {sizes} and crowd size {crowd_size})')
+    if crowd_size and crowd_size <= (sizes[0] if sizes else icfg.min_size):
+      raise ValueError(f'the crowd size ({crowd_size}) must exceed the input size '
+                       f'({sizes[0] if sizes else icfg.min_size})')
+    if (len(sizes) > 1 or crowd_size) and not self._blend_on_host:
       raise ValueError('several input sizes need inference.paste and inference.blend '
                        "'host' (the passes are merged on the host)")
     if max_detections is not None:
@@ -254,9 +276,52 @@ class Predictor:
                          for p in self._more_sizes]
     self._more_sizes = []
     for short, long_side in shapes[1:]:
-      config = ml_collections.ConfigDict(self.config.to_dict())
-      config.inference.update(min_size=short, max_size=long_side)
-      self._more_sizes.append(Predictor(config, self.variables, self.devices))
+      self._more_sizes.append(self._at_size(short, long_side))
+    if crowd_size is None:        # the model's, where it still exceeds the input size
+      crowd_size = int(icfg.get('crowd_size', 0) or 0)
+      if self._more_sizes or crowd_size <= icfg.min_size:
+        crowd_size = 0
+    icfg.crowd_size = int(crowd_size)
+    self._set_crowd(int(crowd_size))
+
+  def _at_size(self, short: int, long_side: int, max_detections: Optional[int] = None):
+    """This model at another input size (a pass of several sizes, or the crowd pass)."""
+    config = ml_collections.ConfigDict(self.config.to_dict())
+    config.inference.update(min_size=short, max_size=long_side, crowd_size=0)
+    if max_detections:
+      config.inference.max_detections = max_detections
+    return Predictor(config, self.variables, self.devices)
+
+  def _set_crowd(self, size: int) -> None:
+    self._crowd = None
+    if size:
+      if not self._blend_on_host:
+        raise ValueError("a crowd pass needs inference.paste and inference.blend 'host' (the "
+                         'passes are merged on the host); set inference.crowd_size 0')
+      icfg = self.config.inference
+      d = icfg.size_divisibility
+      long_side = -(-round(size * icfg.max_size / icfg.min_size) // d) * d
+      slots = max(int(icfg.get('crowd_max_detections', 300)), int(icfg.max_detections))
+      self._crowd = self._at_size(size, long_side, slots)
+
+  @property
+  def crowd_size(self) -> Optional[int]:
+    """The crowd pass's short side, or None when there is none."""
+    return int(self._crowd.config.inference.min_size) if self._crowd else None
+
+  def crowd_frames_of(self, out: Dict[str, np.ndarray], frame_hw) -> np.ndarray:
+    """(batch,) bool: the frames whose first pass found a crowd: at least
+    inference.crowd_min_people people scored >= crowd_min_score and under
+    crowd_max_height_px of the first pass's input tall. A student that finds that many
+    small people misses more (at the built-in model's 352 a person under about 60 px is
+    often missed); a frame of a few people, or of textured clutter, does not qualify."""
+    icfg = self.config.inference
+    h = frame_hw[0]
+    scale = resize_plan(h, frame_hw[1], icfg)[0][0] / h
+    tall = (out['boxes'][..., 3] - out['boxes'][..., 1]) * scale
+    small = out['valid'] & (out['scores'] >= icfg.get('crowd_min_score', 0.25)) & (
+        tall < icfg.get('crowd_max_height_px', 60))
+    return small.sum(-1) >= icfg.get('crowd_min_people', 5)
 
   @property
   def input_sizes(self) -> Tuple[int, ...]:
@@ -384,7 +449,7 @@ class Predictor:
 
   def dispatch(self, frames: np.ndarray) -> Pending:
     """Starts inference on a batch (N, H, W, 3) without waiting for it (see collect)."""
-    frames = check_frames(frames, batched=True)
+    frames = raw = check_frames(frames, batched=True)
     count, (h, w) = len(frames), frames.shape[1:3]
     more = tuple(p.dispatch(frames) for p in self._more_sizes)
     (rh, rw), _ = resize_plan(h, w, self.config.inference)
@@ -398,7 +463,8 @@ class Predictor:
       frames = np.concatenate([frames, np.zeros((pad, *frames.shape[1:]), frames.dtype)])
     frames = jax.device_put(frames, self._batch_sharding)
     self._dispatched = True
-    return Pending(self._run(self.variables, frames, (h, w)), (h, w), count, more)
+    kept = raw if self._crowd is not None else None
+    return Pending(self._run(self.variables, frames, (h, w)), (h, w), count, more, kept)
 
   def collect(self, pending: Pending) -> Dict[str, np.ndarray]:
     """Waits for dispatched inference: dict of numpy arrays with a leading batch axis."""
@@ -411,7 +477,33 @@ class Predictor:
       icfg = self.config.inference
       out = multiscale.merge(passes, multiscale.height_bands(scales, icfg.get(
           'multiscale_split_px', multiscale.SPLIT_PX)), icfg.nms_iou, icfg.max_detections)
+    elif self._crowd is not None and pending.frames is not None:
+      out = self._with_crowd_pass(out, pending)
     return self.paste(out, pending.frame_hw)
+
+  def _with_crowd_pass(self, out, pending: Pending):
+    """The crowd pass on the frames that need it (waited for here: a frame's need is
+    known only from its first pass), merged as several input sizes are."""
+    crowded = self.crowd_frames_of(out, pending.frame_hw)
+    if not crowded.any():
+      return out
+    self.crowd_frames += int(crowded.sum())
+    idx = np.flatnonzero(crowded)
+    crowd = self._crowd.blend(self._crowd.readback(self._crowd.dispatch(pending.frames[idx])))
+    base = self.blend(out)
+    h, w = pending.frame_hw
+    scales = [resize_plan(h, w, p.config.inference)[0][0] / h for p in (self, self._crowd)]
+    icfg = self.config.inference
+    bands = multiscale.height_bands(scales, icfg.get('multiscale_split_px', multiscale.SPLIT_PX))
+    slots = self._crowd.config.inference.max_detections
+    pick = lambda d, rows: {k: d[k][rows] for k in multiscale.INSTANCE_KEYS + ('valid',)}
+    merged = multiscale.merge([pick(base, idx), crowd], bands, icfg.nms_iou, slots)
+    calm = np.flatnonzero(~crowded)
+    alone = multiscale.merge([pick(base, calm)], [(0.0, np.inf)], icfg.nms_iou, slots)
+    res = {k: np.zeros((len(crowded),) + merged[k].shape[1:], merged[k].dtype) for k in merged}
+    for k in res:
+      res[k][idx], res[k][calm] = merged[k], alone[k]
+    return res
 
   @staticmethod
   def readback(pending: Pending) -> Dict[str, np.ndarray]:
@@ -461,3 +553,5 @@ class Predictor:
     """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
     pending = self.dispatch(np.zeros((batch, height, width, 3), np.uint8))
     jax.block_until_ready([pending.outputs] + [m.outputs for m in pending.more_sizes])
+    if self._crowd is not None:
+      self._crowd.compile_for(batch, height, width)

@@ -122,6 +122,21 @@ def test_cli_track_at_other_input_sizes(tmp_path, clip_dir, capsys):
     assert '--input-size' in err and says in err
 
 
+def test_cli_track_with_a_crowd_pass_records_it(tmp_path, clip_dir, capsys):
+  d, _ = clip_dir
+  out = tmp_path / 'o'
+  assert cli.main(['track', str(d), '--out', str(out), '--model', 'synthetic', '--frames', '3',
+                   '--input-size', '160', '--crowd-size', '224', '--quiet']) == 0
+  stats = json.loads((out / 'stats.json').read_text())
+  assert stats['input_sizes'] == [160] and stats['crowd_size'] == 224
+  assert 0 <= stats['crowd_pass_frames'] <= 3
+  capsys.readouterr()
+  assert cli.main(['track', str(d), '--out', str(tmp_path / 'p'), '--model', 'synthetic',
+                   '--input-size', '160', '--crowd-size', '128', '--quiet']) == 2
+  assert 'crowd size (128) must exceed the input size (160)' in capsys.readouterr().err
+  assert not (tmp_path / 'p' / 'stats.json').exists()
+
+
 def test_extract_person_cli_on_synthetic(tmp_path):
   synth.write_dataset(str(tmp_path / 'd'), 1, 12, 240, 320, 'easy', seed=7)
   name = os.listdir(tmp_path / 'd' / 'JPEGImages')[0]

@@ -104,3 +104,61 @@ def test_model_spec_names_an_export_its_input_sizes_and_detections():
       predictor.Predictor.from_export('synthetic').config.inference.min_size,)
   with pytest.raises(ValueError, match="'synthetic@big'.*NAME"):
     predictor.Predictor.from_spec('synthetic@big')
+
+
+def test_crowd_frames_are_those_with_enough_small_confident_people(tiny_variables):
+  p = predictor.Predictor(tiny_config(crowd_min_people=2, crowd_max_height_px=30,
+                                      crowd_min_score=0.5), tiny_variables)
+  scale = predictor.resize_plan(100, 150, p.config.inference)[0][0] / 100
+  tall = lambda px: px / scale                  # frame pixels for px of the first pass's input
+  frame_a = _pass([[0, 0, 5, tall(20)], [9, 0, 14, tall(29)], [20, 0, 25, tall(10)]],
+                  [0.9, 0.6, 0.4], [True, True, False])            # two qualify
+  frame_b = _pass([[0, 0, 5, tall(20)], [9, 0, 14, tall(31)], [20, 0, 25, tall(10)]],
+                  [0.9, 0.6, 0.4], [True, True, True])             # too tall; scored too low
+  out = {k: np.concatenate([frame_a[k], frame_b[k]]) for k in frame_a}
+  assert p.crowd_frames_of(out, (100, 150)).tolist() == [True, False]
+
+
+def test_crowd_pass_is_two_sizes_on_crowded_frames_and_one_size_elsewhere(tiny_variables):
+  cfg = lambda **kw: tiny_config(score_thresh=0.0, min_visible_fraction=0.0,
+                                 multiscale_split_px=100, **kw)
+  v = detecting_variables(tiny_variables)
+  frames = np.random.default_rng(5).integers(0, 256, (2, 100, 150, 3), dtype=np.uint8)
+  both = predictor.Predictor(cfg(), v)
+  both.configure(input_size=[96, 192], max_detections=30)
+  single = predictor.Predictor(cfg(), v)
+  single.configure(input_size=96, max_detections=30)
+  # Every frame qualifies (0 people needed): the crowd pass is the second size.
+  always = predictor.Predictor(cfg(crowd_size=192, crowd_min_people=0,
+                                   crowd_max_detections=30), v)
+  assert always.input_sizes == (96,) and always.crowd_size == 192
+  # No frame qualifies: one pass, as without a crowd pass.
+  never = predictor.Predictor(cfg(crowd_size=192, crowd_min_people=10_000), v)
+  for p in (always, never):
+    p.configure(max_detections=30)
+  for crowd, ref in ((always, both), (never, single)):
+    got, want = crowd.predict_batch(frames), ref.predict_batch(frames)
+    for b in range(2):
+      ok = got['valid'][b]
+      assert ok.sum() == want['valid'][b].sum() > 0
+      np.testing.assert_allclose(got['boxes'][b][ok], want['boxes'][b][want['valid'][b]],
+                                 atol=1e-4)
+      np.testing.assert_array_equal(got['label_map'][b] >= 0, want['label_map'][b] >= 0)
+  assert always.crowd_frames == 2 and never.crowd_frames == 0
+
+
+def test_crowd_pass_settings_are_checked(tiny_variables):
+  p = predictor.Predictor(tiny_config(crowd_size=192), tiny_variables)
+  assert p.crowd_size == 192
+  with pytest.raises(ValueError, match='must exceed the input size'):
+    p.configure(crowd_size=64)
+  with pytest.raises(ValueError, match='several input sizes'):
+    p.configure(input_size=[96, 160], crowd_size=256)
+  p.configure(input_size=[96, 160])             # the model's crowd pass gives way to both
+  assert p.input_sizes == (96, 160) and p.crowd_size is None
+  p.configure(input_size=224)                   # no longer larger than the input size: off
+  assert p.crowd_size is None
+  p.configure(input_size=96, crowd_size=0)
+  assert p.crowd_size is None
+  assert predictor.Predictor.from_spec('synthetic@160c224').crowd_size == 224
+  assert predictor.Predictor.from_spec('synthetic@c0').crowd_size is None

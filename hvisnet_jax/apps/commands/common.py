@@ -12,7 +12,8 @@ def predictor(args):
   NAME (built in: real, the default, or synthetic), with --input-size / --max-detections."""
   pred = _load_predictor(args)
   pred.configure(input_size=getattr(args, 'input_size', None),
-                 max_detections=getattr(args, 'max_detections', None))
+                 max_detections=getattr(args, 'max_detections', None),
+                 crowd_size=getattr(args, 'crowd_size', None))
   return pred
 
 
@@ -24,6 +25,11 @@ def add_input_size(parser) -> None:
                       'run every frame at each and keep each person from the size that suits '
                       'its height: distant crowds and people close up, at the cost of every '
                       'pass (docs/usage.md)')
+  parser.add_argument('--crowd-size', type=natural_int, default=None, metavar='PIXELS',
+                      help="a second pass at this short side on the frames where the first "
+                      'finds a crowd (5+ people under 60 px of its input), merged as several '
+                      "sizes are; 0 = never (default: the model's, 800 for the built-in real "
+                      'model; none with several --input-size sizes)')
   parser.add_argument('--max-detections', type=positive_int, default=None, metavar='N',
                       help="people kept per frame (default: the model's, 100 for the built-in "
                       'real model); a crowd of more needs more, each slot costs time')
