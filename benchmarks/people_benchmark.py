@@ -4,9 +4,11 @@
       --json benchmarks/results/people_benchmark_cpu.json [--sets coco ccp mall shtech]
 
 MODEL is a built-in student name or export folder ('real', 'synthetic', DIR), optionally
-'@SIZE[xN]': the short side it runs at and the detections it keeps (default: the model's;
-`hvisnet track --input-size S --max-detections N`; 'real@800x300'; several sizes as
-'real@352+800x300', `--input-size 352,800`), or a teacher: 'ssdlite' (SSDLite boxes + BlazePose masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
+'@[SIZE][xN][cCROWD]': the short side it runs at, the detections it keeps and the crowd
+pass's short side (default: the model's; `hvisnet track --input-size S --max-detections N
+--crowd-size CROWD`; 'real@800x300'; several sizes as 'real@352+800x300', `--input-size
+352,800`; no crowd pass as 'real@c0'), or a teacher: 'ssdlite' (SSDLite boxes + BlazePose
+masks) or 'YOLO[:MASKS][@SIZE]' with YOLO in
 yolov5s-seg / yolov7-seg, MASKS in yolo / blazepose / max and SIZE the letterbox long side
 (default 640). Sets (all in ../shared/data/real, none trained on):
 - coco: coco_mini val2017 persons: mask AP, AP50, box AP (pycocotools), and the median best
