@@ -43,10 +43,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # >= 0.9 80% -> 88%; coco unchanged). On the host, for valid people only, it costs no speed.
   config.inference.update(min_size=352, max_size=608, max_detections=100, score_thresh=0.05,
                           paste='host', min_visible_fraction=0.25, mask_resolution=56)
-  # A crowd pass at 800 on frames where the 352 pass finds 5+ people under 60 px tall:
-  # crowd_mall head recall 0.41 -> 0.51, ShanghaiTech B 0.21 -> 0.40, coco mask AP 0.126 ->
-  # 0.149 (it runs on 10% of coco's photos), while vtest.avi and the 640x480 clip never
-  # qualify and keep one pass's speed (docs/results.md, "A crowd pass").
+  # A crowd pass at 800 on frames where the 352 pass finds 8+ people under 40 px tall (a
+  # distant crowd): ShanghaiTech B head recall 0.21 -> 0.34, coco mask AP 0.126 -> 0.142,
+  # while vtest.avi, the 640x480 clip and the arcade crowd (almost) never qualify and keep
+  # one pass's speed (docs/results.md, "A crowd pass"). The inference defaults' rule.
   config.inference.update(crowd_size=800)
   # The tracker's settings for this model (TrackerConfig fields over DESIGN.md's defaults).
   # A new track needs score >= 0.6, not 0.5: tuned on the training clips' pseudo ground

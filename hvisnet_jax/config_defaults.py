@@ -81,8 +81,8 @@ def inference_config() -> ml_collections.ConfigDict:
   # short side crowd_size (up to crowd_max_detections people), merged as several input
   # sizes are; other frames cost one pass. 0 = no crowd pass.
   c.crowd_size = 0
-  c.crowd_min_people = 5
-  c.crowd_max_height_px = 60
+  c.crowd_min_people = 8
+  c.crowd_max_height_px = 40
   c.crowd_min_score = 0.25
   c.crowd_max_detections = 300
   c.min_size = 512             # short side after resizing

@@ -27,7 +27,7 @@ def add_input_size(parser) -> None:
                       'pass (docs/usage.md)')
   parser.add_argument('--crowd-size', type=natural_int, default=None, metavar='PIXELS',
                       help="a second pass at this short side on the frames where the first "
-                      'finds a crowd (5+ people under 60 px of its input), merged as several '
+                      'finds a distant crowd (8+ people under 40 px of its input), merged as several '
                       "sizes are; 0 = never (default: the model's, 800 for the built-in real "
                       'model; none with several --input-size sizes)')
   parser.add_argument('--max-detections', type=positive_int, default=None, metavar='N',
