@@ -106,12 +106,17 @@ def test_cli_track_reports_errors(tmp_path, capsys):
   assert 'nope.avi: no such video file' in capsys.readouterr().err
 
 
+def _track_3_frames(clip, out, *options):
+  """`hvisnet track` of 3 frames with the synthetic model -> its stats.json."""
+  assert cli.main(['track', str(clip), '--out', str(out), '--model', 'synthetic', '--frames',
+                   '3', '--quiet', *options]) == 0
+  return json.loads((out / 'stats.json').read_text())
+
+
 def test_cli_track_at_other_input_sizes(tmp_path, clip_dir, capsys):
   d, _ = clip_dir
   out = tmp_path / 'o'
-  assert cli.main(['track', str(d), '--out', str(out), '--model', 'synthetic', '--frames', '3',
-                   '--input-size', '160,224', '--max-detections', '5', '--quiet']) == 0
-  stats = json.loads((out / 'stats.json').read_text())
+  stats = _track_3_frames(d, out, '--input-size', '160,224', '--max-detections', '5')
   assert (stats['frames'], stats['input_size'], stats['max_detections']) == (3, 160, 5)
   assert stats['input_sizes'] == [160, 224]
   assert len(open(out / 'tracks.txt').readlines()) > 0
@@ -124,10 +129,7 @@ def test_cli_track_at_other_input_sizes(tmp_path, clip_dir, capsys):
 
 def test_cli_track_with_a_crowd_pass_records_it(tmp_path, clip_dir, capsys):
   d, _ = clip_dir
-  out = tmp_path / 'o'
-  assert cli.main(['track', str(d), '--out', str(out), '--model', 'synthetic', '--frames', '3',
-                   '--input-size', '160', '--crowd-size', '224', '--quiet']) == 0
-  stats = json.loads((out / 'stats.json').read_text())
+  stats = _track_3_frames(d, tmp_path / 'o', '--input-size', '160', '--crowd-size', '224')
   assert stats['input_sizes'] == [160] and stats['crowd_size'] == 224
   assert 0 <= stats['crowd_pass_frames'] <= 3
   capsys.readouterr()
