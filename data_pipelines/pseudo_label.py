@@ -48,7 +48,7 @@ class Options:
   max_side: int = 960            # frames are downscaled so that the long side fits
   teacher: str = 'yolov5s-seg'   # yolov5s-seg | yolov7-seg | ssdlite (data_pipelines/yolo_teacher.py)
   teacher_size: int = 960        # YOLO letterbox long side (crowds need more than 640)
-  masks: str = 'agree'           # YOLO teachers: yolo | blazepose | max | agree
+  masks: str = 'agree'           # YOLO teachers: yolo | blazepose | max | agree | pose
   tiles: int = 2                 # ssdlite teacher tiling (0 = whole frame only)
   low_thresh: float = 0.3        # detections fed to the tracker
   ignore_thresh: float = 0.2     # detections left unlabelled above this become ignore regions
@@ -247,7 +247,9 @@ def describe(opts: Options) -> str:
     return 'SSDLite-MobileNetV2 COCO boxes + BlazePose segmentation'
   masks = {'yolo': 'its own masks', 'blazepose': 'BlazePose segmentation per box',
            'max': 'the per-pixel maximum of its masks and BlazePose\'s',
-           'agree': 'BlazePose segmentation where it agrees with its masks'}[opts.masks]
+           'agree': 'BlazePose segmentation where it agrees with its masks',
+           'pose': 'BlazePose segmentation where it agrees with its masks, overlaps given '
+                   'to the nearer BlazePose skeleton'}[opts.masks]
   return f'{opts.teacher} (COCO) at {opts.teacher_size} px, {masks}'
 
 

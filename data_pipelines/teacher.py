@@ -134,10 +134,15 @@ class BlazePoseSegmenter:
     self._seg.allocate_tensors()
     self._seg_in = self._seg.get_input_details()[0]['index']
     out = {d['name']: d['index'] for d in self._seg.get_output_details()}
-    self._seg_out = out['Identity_2']
+    self._seg_out, self._pose_out = out['Identity_2'], out['Identity']
 
   def segment(self, rgb: np.ndarray, box) -> Tuple[np.ndarray, Tuple[int, int, int, int]]:
     """Person probability inside `box` (+10% margin): (prob (h, w) float32, window x0 y0 x1 y1)."""
+    return self.segment_with_pose(rgb, box)[:2]
+
+  def segment_with_pose(self, rgb: np.ndarray, box):
+    """segment()'s (prob, window) and the pose it traced: (33, 3) body landmarks, x and y in
+    frame pixels and visibility in [0, 1]."""
     H, W = rgb.shape[:2]
     x1, y1, x2, y2 = [float(v) for v in box]
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -150,16 +155,53 @@ class BlazePoseSegmenter:
     self._seg.set_tensor(self._seg_in, (crop.astype(np.float32) / 255.0)[None])
     self._seg.invoke()
     logits = self._seg.get_tensor(self._seg_out)[0, :, :, 0]
-    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
+    raw = self._seg.get_tensor(self._pose_out).reshape(-1, 5)[:33]    # x y z vis presence
+    pose = np.stack([raw[:, 0] / s + cx - side / 2, raw[:, 1] / s + cy - side / 2,
+                     _sigmoid(raw[:, 3])], 1).astype(np.float32)
+    prob = _sigmoid(logits)
     wx0, wy0, wx1, wy1 = box_window(box, H, W)
     if wx1 <= wx0 or wy1 <= wy0:
-      return np.zeros((0, 0), np.float32), (wx0, wy0, wx0, wy0)
+      return np.zeros((0, 0), np.float32), (wx0, wy0, wx0, wy0), pose
     shifted = m.copy()
     shifted[:, 2] += np.array([wx0, wy0], np.float32) * s      # window-local coordinates
     back = cv2.warpAffine(prob.astype(np.float32), shifted, (wx1 - wx0, wy1 - wy0),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    return back, (wx0, wy0, wx1, wy1)
+    return back, (wx0, wy0, wx1, wy1), pose
+
+
+def _sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
+
+
+# BlazePose's body: shoulders, arms, torso, legs, and the nose to each shoulder.
+LIMBS = ((0, 11), (0, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23),
+         (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28), (27, 31), (28, 32))
+
+
+def skeleton_distance(pose: np.ndarray, box, window, min_visibility: float = 0.5,
+                      min_inside: float = 0.7) -> Optional[np.ndarray]:
+  """Distance (h, w) float32 from each pixel of `window` to the nearest limb of `pose`
+  ((33, 3): x, y, visibility), or None where the pose is not this box's person: fewer than
+  4 visible landmarks, or under `min_inside` of them inside the box grown by 10%."""
+  vis = pose[:, 2] >= min_visibility
+  if vis.sum() < 4:
+    return None
+  x1, y1, x2, y2 = box_window(box, 1 << 30, 1 << 30)
+  inside = ((pose[vis, 0] >= x1) & (pose[vis, 0] <= x2) & (pose[vis, 1] >= y1) &
+            (pose[vis, 1] <= y2))
+  if inside.mean() < min_inside:
+    return None
+  wx0, wy0, wx1, wy1 = window
+  canvas = np.full((wy1 - wy0, wx1 - wx0), 255, np.uint8)
+  for a, b in LIMBS:
+    if vis[a] and vis[b]:
+      pa = (int(round(pose[a, 0] - wx0)), int(round(pose[a, 1] - wy0)))
+      pb = (int(round(pose[b, 0] - wx0)), int(round(pose[b, 1] - wy0)))
+      cv2.line(canvas, pa, pb, 0, 1)
+  if canvas.size == 0 or canvas.min() > 0:
+    return None
+  return cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
 
 
 def box_window(box, height: int, width: int, margin: float = 0.1):
@@ -187,6 +229,26 @@ def paint(shape, windows, scores, thresh: float = 0.5) -> np.ndarray:
     win |= (prob >= thresh) & (prob == region) & (label[y0:y1, x0:x1] < 0)
     region[win] = prob[win]
     label[y0:y1, x0:x1][win] = i
+  return label
+
+
+def paint_by_pose(shape, windows, scores, distances, thresh: float = 0.5) -> np.ndarray:
+  """paint(), except that a pixel claimed by two people who both have a skeleton
+  (distances[i], skeleton_distance's map over windows[i], or None) goes to the one whose
+  skeleton is nearer: Pose2Seg's cue for overlapping people, without its network."""
+  best = np.zeros(shape, np.float32)
+  near = np.full(shape, np.inf, np.float32)
+  label = np.full(shape, -1, np.int32)
+  for i in np.argsort(-np.asarray(scores), kind='stable'):
+    prob, (x0, y0, x1, y1) = windows[i]
+    if prob.size == 0:
+      continue
+    dist = distances[i] if distances[i] is not None else np.full(prob.shape, np.inf, np.float32)
+    b, n, lab = best[y0:y1, x0:x1], near[y0:y1, x0:x1], label[y0:y1, x0:x1]
+    mine = prob >= thresh
+    both_posed = np.isfinite(dist) & np.isfinite(n)
+    win = mine & ((lab < 0) | np.where(both_posed, dist < n, prob > b))
+    b[win], n[win], lab[win] = prob[win], dist[win], i
   return label
 
 

@@ -8,7 +8,10 @@ short of the outline. So each person's mask comes from one of:
 - 'max': per pixel the larger of the two probabilities;
 - 'agree': BlazePose's where it traces the same person as YOLO (mask IoU >= 0.6: then it
   reaches the head and the feet that YOLO's coarse mask misses), else YOLO's (BlazePose
-  crops hold one person; with several overlapping it may trace the wrong one).
+  crops hold one person; with several overlapping it may trace the wrong one);
+- 'pose': 'agree''s masks, and a pixel claimed by two people goes to the one whose
+  BlazePose skeleton is nearer (Pose2Seg's cue for overlapping people, no network of its
+  own), not to the more confident.
 benchmarks/people_benchmark.py measures each on real masks; Options pick the default.
 
 The network runs jitted with no torch: interop/convert_yolo.py reads the checkpoint.
@@ -35,7 +38,7 @@ import numpy as np
 from hvisnet_jax.data_pipelines import teacher as teacher_lib
 from hvisnet_jax.interop.packaged_files import check_files
 
-MASK_SOURCES = ('yolo', 'blazepose', 'max', 'agree')
+MASK_SOURCES = ('yolo', 'blazepose', 'max', 'agree', 'pose')
 AGREE_IOU = 0.6
 TRAINED_SIZE = 640                 # the checkpoints' training input
 LARGE_PX = 400                     # taller in a larger pass's input: left to the 640 pass
@@ -168,7 +171,7 @@ class YoloSegTeacher:
     if self.mask_source == 'blazepose':
       return [self.segmenter.segment(rgb, b) for b in boxes]
     last = self._last
-    out = []
+    out, self._skeletons = [], []
     for b in boxes:
       hit = np.flatnonzero((last.boxes == np.asarray(b, np.float32)).all(1)) if last else []
       if not len(hit):
@@ -177,7 +180,9 @@ class YoloSegTeacher:
       if self.mask_source == 'yolo':
         out.append(yolo)
         continue
-      prob, (x0, y0, x1, y1) = self.segmenter.segment(rgb, b)
+      prob, (x0, y0, x1, y1), pose = self.segmenter.segment_with_pose(rgb, b)
+      if self.mask_source == 'pose':        # the skeleton over the window that wins
+        self._skeletons.append((pose, b))
       if yolo[0].size:
         yx0, yy0, yx1, yy1 = yolo[1]
         region = prob[yy0 - y0:yy1 - y0, yx0 - x0:yx1 - x0]
@@ -196,7 +201,12 @@ class YoloSegTeacher:
   def masks(self, rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
             thresh: float = 0.5) -> np.ndarray:
     """Non-overlapping label map (H, W) int32: index into `boxes` per pixel, -1 for none."""
-    return teacher_lib.paint(rgb.shape[:2], self._windows(rgb, boxes), scores, thresh)
+    windows = self._windows(rgb, boxes)
+    if self.mask_source != 'pose':
+      return teacher_lib.paint(rgb.shape[:2], windows, scores, thresh)
+    distances = [teacher_lib.skeleton_distance(pose, box, window)
+                 for (pose, box), (_, window) in zip(self._skeletons, windows)]
+    return teacher_lib.paint_by_pose(rgb.shape[:2], windows, scores, distances, thresh)
 
   def __call__(self, rgb: np.ndarray, min_score: float = 0.0):
     det = self.detect(rgb)

@@ -33,3 +33,37 @@ def test_tiles_cover_the_frame_with_overlap():
     assert x1 <= 768 and y1 <= 576
     covered[y0:y1, x0:x1] += 1
   assert covered.min() == 1 and covered.max() == 4
+
+
+def test_pose_decides_pixels_two_people_claim_and_confidence_decides_the_rest():
+  from hvisnet_jax.data_pipelines import teacher as teacher_lib
+  # Two 10x10 windows overlapping in columns 6-9; A is more confident everywhere.
+  a = (np.full((10, 10), 0.9, np.float32), (0, 0, 10, 10))
+  b = (np.full((10, 10), 0.7, np.float32), (6, 0, 16, 10))
+  cols = np.arange(16)[None].repeat(10, 0).astype(np.float32)
+  dist_a = np.abs(cols[:, 0:10] - 2.0)          # A's skeleton: column 2
+  dist_b = np.abs(cols[:, 6:16] - 8.0)          # B's skeleton: column 8
+  plain = teacher_lib.paint((10, 16), [a, b], [0.9, 0.7])
+  assert (plain[:, 6:10] == 0).all() and (plain[:, 10:] == 1).all()
+  posed = teacher_lib.paint_by_pose((10, 16), [a, b], [0.9, 0.7], [dist_a, dist_b])
+  # Columns 6-9: nearer B's skeleton (8) than A's (2) from column 6 on (4 vs 2 at 6).
+  assert (posed[:, :6] == 0).all() and (posed[:, 6:] == 1).all()
+  # A person without a skeleton: confidence decides, as paint does.
+  assert (teacher_lib.paint_by_pose((10, 16), [a, b], [0.9, 0.7], [dist_a, None])
+          == plain).all()
+
+
+def test_skeleton_distance_is_zero_on_the_limbs_and_refuses_another_persons_pose():
+  from hvisnet_jax.data_pipelines import teacher as teacher_lib
+  pose = np.zeros((33, 3), np.float32)
+  pose[11] = (20, 20, 1)                         # left shoulder
+  pose[23] = (20, 60, 1)                         # left hip
+  pose[12] = (30, 20, 1)
+  pose[24] = (30, 60, 1)
+  dist = teacher_lib.skeleton_distance(pose, (10, 10, 40, 70), (10, 10, 40, 70))
+  assert dist.shape == (60, 30)
+  assert dist[30, 10] == 0 and dist[30, 20] == 0           # on the torso's sides (x 20, 30)
+  assert 4 <= dist[30, 25] <= 6                            # between them
+  assert teacher_lib.skeleton_distance(pose, (100, 100, 140, 170), (100, 100, 140, 170)) is None
+  pose[:, 2] = 0.1                                         # nothing visible
+  assert teacher_lib.skeleton_distance(pose, (10, 10, 40, 70), (10, 10, 40, 70)) is None

@@ -28,9 +28,12 @@ def add_parsers(sub) -> None:
                  '(boxes; masks by BlazePose)')
   q.add_argument('--teacher-size', type=_teacher_size, default=960,
                  help='YOLO input long side (a multiple of 32; larger finds smaller people)')
-  q.add_argument('--masks', choices=['yolo', 'blazepose', 'max', 'agree'], default='agree',
+  q.add_argument('--masks', choices=['yolo', 'blazepose', 'max', 'agree', 'pose'],
+                 default='agree',
                  help="YOLO teachers: the network's masks, BlazePose's per box, their "
-                 "per-pixel maximum, or BlazePose's where the two agree (IoU >= 0.6)")
+                 "per-pixel maximum, BlazePose's where the two agree (IoU >= 0.6), or "
+                 "agree's with pixels two people claim given to the nearer BlazePose "
+                 'skeleton (measured no better: docs/results.md)')
   q.add_argument('--tiles', type=int, default=2, help='ssdlite teacher tile grid for small '
                  'people (0 = whole frame only)')
   q.add_argument('--min-track-len', type=int, default=3)
