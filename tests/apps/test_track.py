@@ -127,12 +127,20 @@ def test_cli_track_at_other_input_sizes(tmp_path, clip_dir, capsys):
     assert '--input-size' in err and says in err
 
 
-def test_cli_track_with_a_crowd_pass_records_it(tmp_path, clip_dir, capsys):
+def test_cli_track_with_a_crowd_pass_records_it(tmp_path, clip_dir, capsys, monkeypatch):
+  from hvisnet_jax.inference import predictor
   d, _ = clip_dir
   stats = _track_3_frames(d, tmp_path / 'o', '--input-size', '160', '--crowd-size', '224')
   assert stats['input_sizes'] == [160] and stats['crowd_size'] == 224
   assert 0 <= stats['crowd_pass_frames'] <= 3
+  # Every frame a crowd: the pass runs through track's pipeline and the run says so.
+  monkeypatch.setattr(predictor.Predictor, 'crowd_frames_of',
+                      lambda self, out, hw: np.ones(len(out['valid']), bool))
   capsys.readouterr()
+  stats = _track_3_frames(d, tmp_path / 'all', '--input-size', '160', '--crowd-size', '224')
+  assert stats['crowd_pass_frames'] == 3 and stats['frames'] == 3
+  assert 'crowd pass (short side 224) ran on 3 frames' in capsys.readouterr().out
+  monkeypatch.undo()
   assert cli.main(['track', str(d), '--out', str(tmp_path / 'p'), '--model', 'synthetic',
                    '--input-size', '160', '--crowd-size', '128', '--quiet']) == 2
   assert 'crowd size (128) must exceed the input size (160)' in capsys.readouterr().err

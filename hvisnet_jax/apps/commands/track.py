@@ -68,6 +68,9 @@ def run_track(args) -> int:
                          else args.camera_motion == 'on')
   print(f'{res["frames"]} frames, {res["identities"]} identities, {res["fps"]:.1f} frames/s end to end'
         f'; outputs in {os.path.abspath(args.out)}')
+  if res.get('crowd_pass_frames'):
+    print(f'the crowd pass (short side {res["crowd_size"]}) ran on {res["crowd_pass_frames"]} '
+          'frames with a distant crowd; --crowd-size 0 runs one size on every frame')
   report_source_problems(args.source, res)
   return 0
 
