@@ -45,6 +45,11 @@ test -s trk/tracks.txt && test -s trk/results.json && test -s trk/render.mp4
 step "track at two input sizes"
 "$H" track "syn/JPEGImages/$SEQ" --out trk_sizes --model synthetic --frames 2 --input-size 160,224 --quiet
 grep -q '"input_sizes": \[' trk_sizes/stats.json
+step "track a distant crowd: the built-in model's crowd pass runs, and --crowd-size 0 stops it"
+mkdir -p crowd && cp "$SHARED/real/crowd_shtech_b/images/IMG_81.jpg" crowd/
+"$H" track crowd --out trk_crowd --quiet | grep -q 'crowd pass (short side 800) ran on 1 frames'
+"$H" track crowd --out trk_nocrowd --crowd-size 0 --quiet
+grep -q '"crowd_pass_frames": 0' trk_nocrowd/stats.json
 step "demo"
 "$H" demo --out demo --frames 4 --quiet
 step "eval: MOTS, YouTube-VIS, COCO"
@@ -78,6 +83,7 @@ step "train a few steps, export"
 step "teacher, pseudo-label a few frames"
 "$H" teacher fetch
 "$H" pseudo-label "syn/JPEGImages/$SEQ" --out pl --max-frames 2 --quiet
+"$H" pseudo-label "syn/JPEGImages/$SEQ" --out pl_pose --masks pose --max-frames 2 --quiet
 step "extract-person"
 PID=$(awk 'NR==1 {print int($2)}' "syn/trajectories/$SEQ.txt")
 "$H" extract-person "syn/JPEGImages/$SEQ" --trajectories "syn/trajectories/$SEQ.txt" \

@@ -114,6 +114,17 @@ class Pending(NamedTuple):
   frames: Optional[np.ndarray] = None      # kept for a crowd pass (collect decides)
 
 
+def check_crowd_size(crowd_size: Optional[int], sizes) -> None:
+  """A crowd pass's short side against the input sizes it would run beside (ValueError)."""
+  if crowd_size is not None and (int(crowd_size) != crowd_size or crowd_size < 0):
+    raise ValueError(f'crowd size must be a whole number of pixels (0 = none), got {crowd_size}')
+  if crowd_size and len(sizes) > 1:
+    raise ValueError('a crowd pass runs beside one input size; several input sizes already '
+                     f'run on every frame (got sizes {list(sizes)} and crowd size {crowd_size})')
+  if crowd_size and crowd_size <= sizes[0]:
+    raise ValueError(f'the crowd size ({crowd_size}) must exceed the input size ({sizes[0]})')
+
+
 def default_cpu_devices() -> int:
   """2 where the process may use 2+ cores: measured on 2 cores only (README, speed)."""
   try:
@@ -251,14 +262,7 @@ class Predictor:
         raise ValueError(f'input size must be a whole number of pixels >= 64, got {size}')
     if any(b <= a for a, b in zip(sizes, sizes[1:])):
       raise ValueError(f'input sizes must ascend (the first is the smallest), got {sizes}')
-    if crowd_size is not None and (int(crowd_size) != crowd_size or crowd_size < 0):
-      raise ValueError(f'crowd size must be a whole number of pixels (0 = none), got {crowd_size}')
-    if crowd_size and len(sizes) > 1:
-      raise ValueError('a crowd pass runs beside one input size; several input sizes already '
-                       f'run on every frame (got sizes {sizes} and crowd size {crowd_size})')
-    if crowd_size and crowd_size <= (sizes[0] if sizes else icfg.min_size):
-      raise ValueError(f'the crowd size ({crowd_size}) must exceed the input size '
-                       f'({sizes[0] if sizes else icfg.min_size})')
+    check_crowd_size(crowd_size, sizes or [icfg.min_size])
     if (len(sizes) > 1 or crowd_size) and not self._blend_on_host:
       raise ValueError('several input sizes need inference.paste and inference.blend '
                        "'host' (the passes are merged on the host)")
@@ -266,9 +270,7 @@ class Predictor:
       if int(max_detections) != max_detections or max_detections < 1:
         raise ValueError(f'max detections must be a whole number >= 1, got {max_detections}')
       icfg.max_detections = int(max_detections)
-    d = icfg.size_divisibility
-    ratio = icfg.max_size / icfg.min_size
-    shapes = [(int(s), -(-round(s * ratio) // d) * d) for s in sizes]
+    shapes = [(int(s), self._long_side(s)) for s in sizes]
     if shapes:
       icfg.update(min_size=shapes[0][0], max_size=shapes[0][1])
     else:                         # keep the larger sizes, with the new max_detections
@@ -283,6 +285,12 @@ class Predictor:
         crowd_size = 0
     icfg.crowd_size = int(crowd_size)
     self._set_crowd(int(crowd_size))
+
+  def _long_side(self, short: int) -> int:
+    """The long-side cap for short side `short`, in the model's own proportion."""
+    icfg = self.config.inference
+    d = icfg.size_divisibility
+    return -(-round(short * icfg.max_size / icfg.min_size) // d) * d
 
   def _at_size(self, short: int, long_side: int, max_detections: Optional[int] = None):
     """This model at another input size (a pass of several sizes, or the crowd pass)."""
@@ -299,10 +307,8 @@ class Predictor:
         raise ValueError("a crowd pass needs inference.paste and inference.blend 'host' (the "
                          'passes are merged on the host); set inference.crowd_size 0')
       icfg = self.config.inference
-      d = icfg.size_divisibility
-      long_side = -(-round(size * icfg.max_size / icfg.min_size) // d) * d
       slots = max(int(icfg.get('crowd_max_detections', 300)), int(icfg.max_detections))
-      self._crowd = self._at_size(size, long_side, slots)
+      self._crowd = self._at_size(size, self._long_side(size), slots)
 
   @property
   def crowd_size(self) -> Optional[int]:

@@ -9,7 +9,12 @@ DEFAULT_CONFIG = 'hvisnet_dla34.py'          # found in configs/ or the installe
 
 def predictor(args):
   """--checkpoint DIR (an export, or a training workdir: its latest checkpoint) or --model
-  NAME (built in: real, the default, or synthetic), with --input-size / --max-detections."""
+  NAME (built in: real, the default, or synthetic), with --input-size / --max-detections
+  / --crowd-size (given sizes checked against each other before the model loads)."""
+  sizes, crowd = getattr(args, 'input_size', None), getattr(args, 'crowd_size', None)
+  if sizes:
+    from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+    predictor_lib.check_crowd_size(crowd, sizes)
   pred = _load_predictor(args)
   pred.configure(input_size=getattr(args, 'input_size', None),
                  max_detections=getattr(args, 'max_detections', None),
