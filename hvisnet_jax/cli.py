@@ -40,6 +40,28 @@ def _use_compilation_cache() -> None:
 
 _MODEL_COMMANDS = ('track', 'demo', 'extract-person', 'train')
 
+# The options that may name an object store (gs://...), per command; `hvisnet train
+# --workdir` is checked in hvisnet_jax/main.py.
+_REMOTE_OPTIONS = {'export': ('workdir', 'out'), 'build-dataset': ('out',),
+                   'pseudo-label': ('out',)}
+_REMOTE_MODEL_OPTIONS = ('model', 'checkpoint')
+
+
+def _check_locations(args) -> None:
+  """Every gs:// path given: its bucket reachable before any model loads, and only where the
+  command can write or read it (elsewhere a local folder named 'gs:' would appear)."""
+  from hvisnet_jax import storage  # pylint: disable=g-import-not-at-top
+  allowed = _REMOTE_OPTIONS.get(args.command, ()) + _REMOTE_MODEL_OPTIONS
+  for name, value in sorted(vars(args).items()):
+    if not isinstance(value, str) or not storage.is_remote(value):
+      continue
+    option = name if name == 'workdir' and args.command == 'export' else '--' + name.replace('_', '-')
+    if name not in allowed:
+      raise ValueError(f'{option} {value}: hvisnet {args.command} writes and reads this '
+                       'locally; give a local path (and copy to the bucket afterwards, e.g. '
+                       'gcloud storage cp -r)')
+    storage.check_reachable(value, option)
+
 
 def _raise_keyboard_interrupt(signum, frame):
   """SIGTERM -> KeyboardInterrupt, so the clean-up of Ctrl-C runs.
@@ -68,6 +90,7 @@ def main(argv=None) -> int:
     if command == 'train':
       return train.run(argv[1:])
     args = build_parser().parse_args(argv)
+    _check_locations(args)
     if hasattr(args, 'cpu_devices'):       # before JAX starts: it fixes its devices then
       from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
       predictor.use_cpu_devices(args.cpu_devices)

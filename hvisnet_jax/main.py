@@ -3,12 +3,15 @@
 Overrides use ml_collections' syntax, e.g. --config.train.steps=100.
 """
 import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hvisnet_jax import storage
+from hvisnet_jax.training import preemption
 from hvisnet_jax.training import trainer as train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
@@ -79,13 +82,22 @@ def main(argv):
         lambda r: r.levelno >= py_logging.WARNING or
         os.sep + 'hvisnet_jax' + os.sep in r.pathname)
   config = _CONFIG.value
-  state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
-                                   evaluators=make_evaluators(config))
-  export = os.path.join(os.path.abspath(_WORKDIR.value), 'export')
-  print(f'trained to step {int(state.step)}; checkpoints and metrics.jsonl in '
-        f'{os.path.abspath(_WORKDIR.value)}'
+  storage.check_reachable(_WORKDIR.value, '--workdir')
+  try:
+    state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
+                                     evaluators=make_evaluators(config))
+  except preemption.Preempted as e:
+    print(f'hvisnet train: {e}', file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT)
+  workdir = storage.location(_WORKDIR.value)
+  export = storage.join(workdir, 'export')
+  print(f'trained to step {int(state.step)}; checkpoints and metrics.jsonl in {workdir}'
         + (f'; export in {export} (hvisnet track VIDEO --checkpoint {export})'
-           if os.path.isdir(export) else ''))
+           if storage.isdir(export) else ''))
+
+
+# What a process killed by SIGTERM reports (128 + 15): schedulers read it as "stopped".
+PREEMPTED_EXIT = 143
 
 
 def run():

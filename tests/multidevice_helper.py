@@ -21,6 +21,7 @@ from hvisnet_jax.training import sharding
 from hvisnet_jax.synthetic import source as synthetic_source
 from hvisnet_jax.training import trainer as train
 from hvisnet_jax.training import checkpoints
+from hvisnet_jax.training import preemption
 from hvisnet_jax.model import hvisnet as model_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,7 +99,11 @@ def multihost(coordinator, num_processes, process_id, workdir, steps, out, late_
   jax.distributed.initialize(coordinator, int(num_processes), int(process_id))
   assert jax.process_count() == int(num_processes)
   time.sleep(float(late_s))
-  run_train(workdir, int(steps))
+  try:
+    run_train(workdir, int(steps))
+  except preemption.Preempted as e:      # as `hvisnet train` does: one line, exit 143
+    print(f'process {process_id}: {e}', file=sys.stderr)
+    sys.exit(143)
   cfg = config()
   src = source(cfg)
   mesh = sharding.make_mesh(-1)

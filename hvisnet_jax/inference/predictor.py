@@ -19,9 +19,11 @@ frames per second of one device, benchmarks/real_benchmark.py).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import tempfile
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import cv2
@@ -31,6 +33,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from hvisnet_jax import storage
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.inference import export as export_lib
 from hvisnet_jax.inference import host_paste
@@ -54,11 +57,30 @@ def model_dir(name_or_dir: Optional[str] = None) -> str:
 
 def _replaceable_export(path: str) -> bool:
   """An empty folder, or one an export wrote (config.json + variables/ [+ train_log.jsonl])."""
-  if not os.path.isdir(path) or os.path.islink(path):
+  if storage.is_remote(path):
+    entries = {f.split('/')[0] for f in storage.walk(path)}
+  elif not os.path.isdir(path) or os.path.islink(path):
     return False
-  entries = set(os.listdir(path))
+  else:
+    entries = set(os.listdir(path))
   return not entries or ('config.json' in entries and
                          entries <= {'config.json', 'variables', 'train_log.jsonl'})
+
+
+@contextlib.contextmanager
+def local_model_dir(name_or_dir: Optional[str] = None):
+  """model_dir(name_or_dir) as a local folder: a remote export (gs://...) is downloaded into
+  a temporary one for the duration."""
+  directory = model_dir(name_or_dir)
+  if not storage.is_remote(directory):
+    yield directory
+    return
+  directory = storage.location(directory)
+  if not storage.isfile(storage.join(directory, 'config.json')):
+    raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')
+  with tempfile.TemporaryDirectory(prefix='hvisnet-model-') as tmp:
+    storage.download_tree(directory, tmp)
+    yield tmp
 
 
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits',
@@ -199,6 +221,9 @@ class Predictor:
     """An exported model (config.json + variables/): a directory, or a built-in model's
     name ('real', the default, or 'synthetic'; see BUILT_IN_MODELS)."""
     import json  # pylint: disable=g-import-not-at-top
+    if storage.is_remote(model_dir(directory)):
+      with local_model_dir(directory) as local:
+        return cls.from_export(local)
     directory = model_dir(directory)
     cfg_path = os.path.join(directory, 'config.json')
     if not os.path.isfile(cfg_path):
@@ -341,14 +366,31 @@ class Predictor:
     dtype 'bfloat16' halves the files (from_export casts back to float32). `directory`
     must be new, empty or an earlier export, which is replaced whole; a folder holding
     anything else is refused, and nothing this call did not write is deleted.
+
+    A remote `directory` (gs://...) is written locally, then uploaded with config.json last;
+    an earlier export there loses its config.json first, so no half-replaced export loads.
     """
     import shutil  # pylint: disable=g-import-not-at-top
-    import tempfile  # pylint: disable=g-import-not-at-top
-    directory = os.path.abspath(directory)
-    if os.path.lexists(directory) and not _replaceable_export(directory):
+    directory = storage.location(directory)
+    if storage.exists(directory) and not _replaceable_export(directory):
       raise FileExistsError(
           f'{directory}: exists and is not an hvisnet export (an export holds only config.json, '
           'variables/ and train_log.jsonl); choose another output folder or empty this one')
+    if storage.is_remote(directory) or (train_log and storage.is_remote(train_log)):
+      with tempfile.TemporaryDirectory(prefix='hvisnet-export-') as tmp:
+        log = None
+        if train_log and storage.exists(train_log):
+          log = os.path.join(tmp, 'train_log.jsonl')
+          with open(log, 'w') as f:
+            f.write(storage.read_text(train_log))
+        local = directory if not storage.is_remote(directory) else os.path.join(tmp, 'export')
+        self.export(local, train_log=log, dtype=dtype)
+        if storage.is_remote(directory):
+          earlier = storage.walk(directory)
+          storage.remove_files(directory, [f for f in earlier if f == 'config.json'])
+          storage.remove_files(directory, [f for f in earlier if f != 'config.json'])
+          storage.upload_tree(local, directory)
+      return
     parent, name = os.path.split(directory)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.partial-')

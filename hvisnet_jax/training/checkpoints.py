@@ -1,6 +1,6 @@
 """Checkpoints and the workdir: orbax save/restore on any mesh, the workdir's config
 fingerprint (a workdir of another model config is refused) and the one-run-per-workdir
-lock."""
+lock. The workdir may be local or an object store (gs://...; hvisnet_jax/storage.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from hvisnet_jax import atomic
+from hvisnet_jax import storage
 
 
 class ConfigMismatchError(ValueError):
@@ -28,18 +29,17 @@ def _model_fingerprint(config) -> str:
 
 def check_workdir_config(config, workdir):
   """Refuses a workdir whose checkpoints were written for another model config."""
-  path = os.path.join(workdir, 'config.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = ml_collections.ConfigDict(json.load(f))
+  path = storage.join(workdir, 'config.json')
+  if storage.exists(path):
+    saved = ml_collections.ConfigDict(json.loads(storage.read_text(path)))
     if saved.model.to_json(sort_keys=True) != _model_fingerprint(config):
       diffs = _diff(saved.model.to_dict(), config.model.to_dict())
       raise ConfigMismatchError(
           f'{workdir} holds checkpoints of another model config (differences: '
           f'{"; ".join(diffs[:6])}); use a new --workdir or the same config')
-  os.makedirs(workdir, exist_ok=True)
+  storage.makedirs(workdir)
   if jax.process_index() == 0:          # one writer on a shared workdir (multi-host)
-    atomic.write_text(path, config.to_json(indent=2, sort_keys=True))
+    storage.write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
 WorkdirBusyError = atomic.FolderBusyError
@@ -47,18 +47,56 @@ WorkdirBusyError = atomic.FolderBusyError
 
 @contextlib.contextmanager
 def workdir_lock(workdir: str):
-  """Holds WORKDIR/.lock for one training run; a second run on the workdir stops at once
-  (atomic.folder_lock). Local and NFS file systems only; on an object store (gs://...)
-  there is no lock and a warning says so. In a multi-process run process 0 holds it for
-  all."""
-  if '://' in workdir or jax.process_index() != 0:
-    if '://' in workdir:
-      logging.warning('%s: no workdir lock on an object store; do not start two runs on it',
-                      workdir)
+  """Holds the workdir for one training run; a second run on it stops at once.
+
+  Local (and NFS) folders: WORKDIR/.lock, an flock the kernel releases however its holder
+  ends (atomic.folder_lock). An object store has no lock: the run writes a marker object,
+  WORKDIR/RUNNING, first and deletes it when it ends (preemption and Ctrl-C included); a
+  run that finds one stops, naming its holder. Two runs started within the same second
+  can both miss each other's marker (the store has no compare-and-set through this
+  client); a run killed with SIGKILL leaves its marker, which the next run on the same
+  host takes over when that process is gone, and elsewhere asks to delete. In a
+  multi-process run process 0 holds it for all."""
+  if jax.process_index() != 0:
     yield
     return
-  with atomic.folder_lock(workdir, 'training run', '--workdir'):
+  if not storage.is_remote(workdir):
+    with atomic.folder_lock(workdir, 'training run', '--workdir'):
+      yield
+    return
+  import socket  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  marker = storage.join(workdir, RUNNING_MARKER)
+  host = socket.gethostname()
+  if storage.exists(marker):
+    holder = storage.read_text(marker).strip()
+    fields = dict(part.split('=', 1) for part in holder.split() if '=' in part)
+    if not (fields.get('host') == host and not _pid_alive(fields.get('pid', ''))):
+      raise WorkdirBusyError(
+          f'{workdir} is in use by another training run ({holder}); wait for it to finish, '
+          f'stop it, or choose another --workdir. If no run is using it (one killed '
+          f'with SIGKILL on another machine), delete {marker}')
+    logging.warning('%s: taking over the marker of a run that ended without removing it (%s)',
+                    workdir, holder)
+  storage.write_text(marker, f'pid={os.getpid()} host={host} '
+                             f'since={time.strftime("%Y-%m-%dT%H:%M:%S")}\n')
+  try:
     yield
+  finally:
+    storage.remove(marker)
+
+
+RUNNING_MARKER = 'RUNNING'
+
+
+def _pid_alive(pid: str) -> bool:
+  try:
+    os.kill(int(pid), 0)
+  except (ValueError, ProcessLookupError):
+    return False
+  except PermissionError:
+    return True
+  return True
 
 
 def _diff(a, b, prefix='model'):
@@ -78,7 +116,7 @@ def _norm(v):
 def checkpoint_manager(workdir, tcfg):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), 'checkpoints'),
+      storage.join(workdir, 'checkpoints'),
       options=ocp.CheckpointManagerOptions(max_to_keep=tcfg.keep_checkpoints, create=True))
 
 

@@ -5,7 +5,8 @@ restores the latest checkpoint in `workdir` if there is one (step, parameters, B
 statistics, optimizer state; the data stream is a function of the step, so it resumes
 exactly), then runs jitted train steps, writing metrics and checkpoints at fixed
 intervals. A non-finite loss stops training with a message naming the step; the last
-checkpoint on disk is always one taken before any non-finite value.
+checkpoint on disk is always one taken before any non-finite value. A preemption notice
+(SIGTERM; preemption.py) saves a checkpoint at the current step and raises Preempted.
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ import ml_collections
 import numpy as np
 import optax
 
+from hvisnet_jax import storage
 from hvisnet_jax.training import checkpoints
 from hvisnet_jax.training import losses as losses_lib
+from hvisnet_jax.training import preemption
 from hvisnet_jax.training import optimizer as optimizer_lib
 from hvisnet_jax.training import writers
 from hvisnet_jax.model import hvisnet as model_lib
@@ -94,13 +97,14 @@ def load_initial_model(tcfg, variables):
     return variables
   from hvisnet_jax.inference import export as export_lib  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
-  directory = predictor.model_dir(source)
-  path = os.path.join(directory, 'variables')
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f'train.init_from={source!r}: {directory} is not an exported model '
-                            '(no variables/)')
-  out = predictor.overlay(variables, export_lib.load_variables(path), directory)
-  logging.info('model initialised from %s', directory)
+  with predictor.local_model_dir(source) as directory:
+    path = os.path.join(directory, 'variables')
+    if not os.path.isdir(path):
+      raise FileNotFoundError(f'train.init_from={source!r}: {predictor.model_dir(source)} is '
+                              'not an exported model (no variables/)')
+    out = predictor.overlay(variables, export_lib.load_variables(path),
+                            predictor.model_dir(source))
+  logging.info('model initialised from %s', predictor.model_dir(source))
   return out
 
 
@@ -195,11 +199,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
   exported to WORKDIR/export (what `hvisnet track --checkpoint` and from_export read).
   One run at a time per workdir (`workdir_lock`).
   """
-  with checkpoints.workdir_lock(workdir):
-    return _train(config, workdir, source, stop_after, evaluators)
+  with checkpoints.workdir_lock(workdir), preemption.Watcher() as notice:
+    return _train(config, workdir, source, stop_after, evaluators, notice)
 
 
-def _train(config, workdir, source, stop_after, evaluators):
+def _train(config, workdir, source, stop_after, evaluators, notice):
   tcfg = config.train
   mesh = sharding_lib.make_mesh(tcfg.mesh_data)
   sharding_lib.check_batch(tcfg.batch_size, mesh)
@@ -254,6 +258,13 @@ def _train(config, workdir, source, stop_after, evaluators):
       acc, t0 = [], time.perf_counter()
     if (step + 1) % tcfg.checkpoint_every == 0 or last:
       checkpoints.save_checkpoint(mngr, state)
+    if notice.reached(step + 1):
+      if mngr.latest_step() != step + 1:
+        checkpoints.save_checkpoint(mngr, state)
+      writer.flush()
+      writer.close()
+      mngr.close()
+      raise preemption.Preempted(step + 1, str(mngr.directory))
     for name, every, fn in evaluators:
       if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
         scores = fn(_predictor(config, state))
@@ -261,8 +272,8 @@ def _train(config, workdir, source, stop_after, evaluators):
   # orbax saves are collective across processes, and an export is one directory: with
   # several processes, `hvisnet export WORKDIR` writes it after training instead.
   if int(state.step) >= tcfg.steps and jax.process_count() == 1:
-    _predictor(config, state).export(os.path.join(workdir, EXPORT_DIR),
-                                     train_log=os.path.join(workdir, 'metrics.jsonl'))
+    _predictor(config, state).export(storage.join(workdir, EXPORT_DIR),
+                                     train_log=storage.join(workdir, 'metrics.jsonl'))
   elif int(state.step) >= tcfg.steps:
     logging.info('multi-process run: no export written; run `hvisnet export %s --out DIR`',
                  workdir)
@@ -285,17 +296,16 @@ def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
 
   Returns the checkpoint's step. Errors name the workdir and what is missing.
   """
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
+  path = storage.join(workdir, 'config.json')
+  if not storage.isfile(path):
     raise FileNotFoundError(f'{workdir}: not a training workdir (no config.json)')
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = ml_collections.ConfigDict(json.loads(storage.read_text(path)))
   mngr = checkpoints.checkpoint_manager(workdir, config.train)
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f'{workdir}: no checkpoint in {mngr.directory}')
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  item = os.path.join(str(mngr.directory), str(step), 'default')
+  item = storage.join(str(mngr.directory), str(step), 'default')
   try:
     with ocp.StandardCheckpointer() as ckptr:
       meta = ckptr.metadata(item)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from hvisnet_jax import storage
+
 DEFAULT_CONFIG = 'hvisnet_dla34.py'          # found in configs/ or the installed package
 
 
@@ -47,7 +49,7 @@ def _load_predictor(args):
   if ckpt in predictor.BUILT_IN_MODELS and os.path.exists(ckpt):
     raise ValueError(f'--checkpoint {ckpt}: both a built-in model and a folder here; pass '
                      f'./{ckpt} for the folder or --model {ckpt} for the built-in model')
-  if ckpt and os.path.isdir(os.path.join(ckpt, 'checkpoints')):
+  if ckpt and storage.isdir(storage.join(ckpt, 'checkpoints')):
     from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
     with tempfile.TemporaryDirectory() as tmp:
       trainer.export_workdir(ckpt, os.path.join(tmp, 'export'))

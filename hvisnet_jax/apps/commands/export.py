@@ -26,7 +26,8 @@ def add_parsers(sub) -> None:
 def run_export(args) -> int:
   from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
   step = trainer.export_workdir(args.workdir, args.out, dtype=args.dtype)
-  print(f'exported step {step} of {args.workdir} to {os.path.abspath(args.out)}; use it with '
+  from hvisnet_jax import storage  # pylint: disable=g-import-not-at-top
+  print(f'exported step {step} of {args.workdir} to {storage.location(args.out)}; use it with '
         f'hvisnet track VIDEO --checkpoint {args.out}')
   return 0
 
