@@ -26,6 +26,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import io
+import json
 import os
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -33,6 +34,8 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
+
+from hvisnet_jax import storage
 
 from hvisnet_jax.data_pipelines import records as records_lib
 
@@ -181,6 +184,9 @@ def build(fmt: str, source: str, out: str, splits: Optional[Dict[str, str]] = No
     raise ValueError(f'format must be one of {sorted(BUILDERS)}, got {fmt!r}')
   if not os.path.isdir(source):
     raise FileNotFoundError(f'{source}: source directory does not exist')
+  if storage.is_remote(out):
+    return _build_remote(fmt, source, out, splits=splits, images=images, categories=categories,
+                         classes=classes, clip_length=clip_length, config_name=config_name)
   splits = splits or {'train': DEFAULT_SPLITS[fmt]}
   cfg = PersonsConfig(name=config_name, splits=tuple(sorted(splits.items())), images=images,
                       categories=tuple(categories), classes=tuple(classes),
@@ -199,3 +205,25 @@ def build(fmt: str, source: str, out: str, splits: Optional[Dict[str, str]] = No
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.abspath(source)))
   return builder
+
+
+def _build_remote(fmt, source, out, **kw):
+  """`build` into an object store: built in a local temporary folder, then uploaded with its
+  dataset_info.json last (what marks a TFDS dataset as complete), so an interrupted upload
+  never looks finished. A dataset already there is checked as a local one is."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  out = storage.location(out)
+  with tempfile.TemporaryDirectory(prefix='hvisnet-tfds-') as tmp:
+    local = build(fmt, source, tmp, **kw)
+    rel = os.path.relpath(local.data_dir, tmp).replace(os.sep, '/')
+    there = storage.join(out, rel)
+    if storage.isfile(storage.join(there, 'dataset_info.json')):
+      theirs = json.loads(storage.read_text(storage.join(there, 'metadata.json')))
+      mine = json.loads(open(os.path.join(local.data_dir, 'metadata.json')).read())
+      if (theirs.get('source'), theirs.get('options')) != (mine.get('source'), mine.get('options')):
+        raise FileExistsError(
+            f'{there} already holds a dataset built from {theirs.get("source")} with '
+            f'{theirs.get("options")}; choose another --name or --out to build {source}')
+    else:
+      storage.upload_tree(local.data_dir, there, last=('dataset_info.json',))
+  return tfds.builder_from_directory(there)

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from hvisnet_jax import storage
 from hvisnet_jax.data_pipelines import records as records_lib
 
 _SKIP_DECODING = {'frames': tfds.decode.SkipDecoding(),
@@ -33,11 +34,16 @@ _SKIP_DECODING = {'frames': tfds.decode.SkipDecoding(),
 
 
 def find_dataset_dir(path: str) -> str:
-  """The versioned dataset directory at or under `path` (the one holding dataset_info.json)."""
-  if os.path.isfile(os.path.join(path, 'dataset_info.json')):
-    return path
+  """The versioned dataset directory at or under `path` (the one holding dataset_info.json);
+  `path` may be a bucket (gs://...: the metadata is read through hvisnet_jax/storage.py, the
+  records by tf.data through TensorFlow's own GCS client)."""
+  if storage.isfile(storage.join(path, 'dataset_info.json')):
+    return storage.location(path)
   found = []
-  for dirpath, dirnames, filenames in os.walk(path):
+  if storage.is_remote(path):
+    found = [storage.join(path, f[:-len('/dataset_info.json')]) for f in storage.walk(path)
+             if f.endswith('/dataset_info.json') and '/incomplete' not in '/' + f]
+  for dirpath, dirnames, filenames in ([] if storage.is_remote(path) else os.walk(path)):
     dirnames[:] = [d for d in dirnames if not d.startswith('incomplete')]
     if 'dataset_info.json' in filenames:
       found.append(dirpath)

@@ -250,3 +250,30 @@ def test_two_processes_checkpoint_to_the_bucket_and_survive_preemption(gcs_dir, 
     for r in runs[1:]:
       np.testing.assert_array_equal(runs[0][k], r[k], err_msg=k)
   assert not [o for o in gcs_objects(gcs_dir) if o == 'RUNNING']
+
+
+def test_build_dataset_into_the_bucket(gcs_dir, tmp_path, monkeypatch, capsys):
+  """TFDS data built into a bucket (built locally, uploaded with dataset_info.json last) and
+  found there by the training pipeline's reader. tf.data then reads the records through
+  TensorFlow's own GCS client, which cannot be pointed at an emulator: that step is not
+  tested here (docs/cloud-tpu.md)."""
+  from hvisnet_jax import cli  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import pipeline  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(tmp_path)
+  synth.write_dataset(str(tmp_path / 'src'), videos=2, frames=4, height=64, width=96,
+                      preset='easy', seed=3)
+  args = ['build-dataset', '--format', 'ytvis', '--source', str(tmp_path / 'src'),
+          '--out', gcs_dir + '/tfds', '--clip-length', '4']
+  assert cli.main(args) == 0
+  assert f'--config.data.tfds_dir={gcs_dir}/tfds/ytvis_persons/person/1.0.0' in capsys.readouterr().out
+  objects = gcs_objects(gcs_dir + '/tfds')
+  assert 'ytvis_persons/person/1.0.0/dataset_info.json' in objects
+  assert any('.tfrecord-' in o for o in objects) and not any('incomplete' in o for o in objects)
+  builder = pipeline.load_builder(gcs_dir + '/tfds')
+  assert builder.info.splits['train'].num_examples == 2
+  assert builder.info.metadata['num_ids']['train'] > 0
+  assert cli.main(args) == 0                              # the same build: nothing to do
+  assert gcs_objects(gcs_dir + '/tfds') == objects
+  assert cli.main(args[:-1] + ['3']) == 2                # another build into the same place
+  assert 'already holds a dataset built from' in capsys.readouterr().err
+  assert sorted(os.listdir(tmp_path)) == ['src']
