@@ -25,13 +25,14 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from hvisnet_jax import atomic, evaluation
+from hvisnet_jax import atomic, evaluation, storage
 from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 from hvisnet_jax.data_pipelines import teacher as teacher_lib
@@ -272,7 +273,17 @@ def check_out_dir(out_dir: str) -> None:
 
 def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
         progress: Optional[Callable] = None, log=print) -> dict:
-  """Labels every source not already done in out_dir, then (re)writes the annotation files."""
+  """Labels every source not already done in out_dir, then (re)writes the annotation files.
+
+  A bucket `out_dir` (gs://...) is labelled in a local copy of what it already holds (so
+  finished sources are not labelled again), then uploaded with annotations.json last.
+  """
+  if storage.is_remote(out_dir):
+    with tempfile.TemporaryDirectory(prefix='hvisnet-pl-') as tmp:
+      storage.download_tree(out_dir, tmp)
+      stats = run(sources, tmp, opts, teacher=teacher, progress=progress, log=log)
+      storage.upload_tree(tmp, out_dir, last=('annotations.json',))
+    return stats
   for s in sources:                      # check every input before the slow part
     if not os.path.exists(s):
       raise FileNotFoundError(f'{s}: no such video file or image folder')

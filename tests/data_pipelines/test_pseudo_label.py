@@ -129,3 +129,23 @@ def test_an_out_folder_holding_other_files_is_refused_before_labelling(tmp_path)
   pseudo_label.check_out_dir(str(tmp_path / 'new'))           # new or earlier output: fine
   (tmp_path / 'earlier' / 'parts').mkdir(parents=True)
   pseudo_label.check_out_dir(str(tmp_path / 'earlier'))
+
+
+def test_pseudo_label_into_a_bucket_resumes_from_it(tmp_path, shared_data, ssdlite_teacher,
+                                                   gcs_dir, monkeypatch):
+  """--out gs://...: labelled in a local copy, uploaded with annotations.json last; a rerun
+  finds the finished source in the bucket and labels nothing."""
+  from conftest import gcs_objects  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.data_pipelines import pseudo_label
+  monkeypatch.chdir(tmp_path)
+  src = os.path.join(shared_data, 'real', 'clips', 'mmaction2_basketball_gym.mp4')
+  opts = pseudo_label.Options(every=2, max_frames=4, min_track_len=2)
+  stats = pseudo_label.run([src], gcs_dir, opts, teacher=ssdlite_teacher)
+  assert stats['labelled'] == 1 and stats['tracks'] >= 1
+  objects = gcs_objects(gcs_dir)
+  assert 'annotations.json' in objects and 'parts/mmaction2_basketball_gym.json' in objects
+  assert sum(o.startswith('JPEGImages/mmaction2_basketball_gym/') for o in objects) == 4
+  monkeypatch.setattr(ssdlite_teacher, 'detect', lambda rgb: pytest.fail('relabelled'))
+  again = pseudo_label.run([src], gcs_dir, opts, teacher=ssdlite_teacher)
+  assert again['done_before'] == 1 and again['labelled'] == 0
+  assert os.listdir(tmp_path) == []                     # no local 'gs:' folder

@@ -67,7 +67,11 @@ def run_pseudo_label(args) -> int:
         f'{stats["done_before"]} sources already done, {stats["without_people"]} without '
         f'people, {stats["skipped_frames"]} frames failed to decode, '
         f'{stats["dropped_tracks"]} tracks shorter than {args.min_track_len} frames dropped')
-  print(f'next: hvisnet build-dataset --format ytvis --source {args.out} --out DATA_DIR')
+  if '://' in args.out:
+    print(f'next: gcloud storage cp -r {args.out} LOCAL_DIR, then hvisnet build-dataset '
+          '--format ytvis --source LOCAL_DIR --out DATA_DIR')
+  else:
+    print(f'next: hvisnet build-dataset --format ytvis --source {args.out} --out DATA_DIR')
   return 0
 
 
