@@ -163,8 +163,8 @@ def upload_tree(local_dir: str, remote_dir: str, last: Iterable[str] = ('config.
   dest = _epath(remote_dir)
   try:
     for rel in files:
-      target = dest / rel
-      target.write_bytes(open(os.path.join(local_dir, rel), 'rb').read())
+      with open(os.path.join(local_dir, rel), 'rb') as f:
+        (dest / rel).write_bytes(f.read())
   except Exception as e:  # pylint: disable=broad-except
     raise StorageError(f'{location(remote_dir)}: upload failed at {rel} ({_first_line(e)}); '
                        'what was uploaded is incomplete: run the command again') from None
