@@ -79,7 +79,8 @@ def main() -> int:
   ok = (step('venv', [sys.executable, '-m', 'venv', venv]) and
         step('install', [python, '-m', 'pip', 'install', '-q', '--disable-pip-version-check',
                          '-r', reqs.name, '-c', cons.name, '-r',
-                         os.path.join(REPO, 'requirements-test.txt')]) and
+                         os.path.join(REPO, 'requirements-test.txt'),
+                         'torch==2.13.0']) and          # notebook 03 (tests/install_test_deps.sh)
         step('package', [python, '-m', 'pip', 'install', '-q', '--no-deps', '-e', REPO]))
   versions = {}
   if ok:

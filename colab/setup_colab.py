@@ -20,7 +20,7 @@ import tempfile
 from importlib import metadata
 
 # The oldest jax this package is tested on (benchmarks/results/oldest_versions.json).
-JAX_FLOOR = (0, 10, 0)
+JAX_FLOOR = (0, 9, 2)
 JAX_PACKAGES = re.compile(r'^(jax|jaxlib|jax[-_].*|libtpu.*)$')
 
 
