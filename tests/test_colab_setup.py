@@ -65,8 +65,10 @@ def test_constraints_pin_every_installed_jax_package():
 
 def test_a_jax_below_the_floor_is_one_line_saying_what_to_do(monkeypatch, capsys):
   setup = _load_setup()
-  monkeypatch.setattr(setup, 'installed_jax_packages', lambda: {'jax': '0.9.2', 'jaxlib': '0.9.2'})
+  old = '0.4.38'
+  assert setup._version_tuple(old) < setup.JAX_FLOOR  # pylint: disable=protected-access
+  monkeypatch.setattr(setup, 'installed_jax_packages', lambda: {'jax': old, 'jaxlib': old})
   monkeypatch.setattr(setup.subprocess, 'run', lambda *a, **k: pytest.fail('installed anyway'))
   assert setup.main(['setup_colab.py', REPO]) == 2
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and 'jax 0.9.2 is older than' in err[0] and 'pip install -U' in err[0]
+  assert len(err) == 1 and f'jax {old} is older than' in err[0] and 'pip install -U' in err[0]
