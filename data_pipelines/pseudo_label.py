@@ -56,6 +56,10 @@ class Options:
   new_track_thresh: float = 0.5
   min_track_len: int = 3         # frames (after `every`)
   jpeg_quality: int = 90
+  # Crowd-counting folders (SOURCE/../heads.json, {file: [[x, y], ...]}): a head point that
+  # no labelled person claims marks a person the teacher missed; it becomes an ignore
+  # region, so the student is not taught that person is background.
+  heads: bool = False
 
   def key(self) -> dict:
     return dataclasses.asdict(self)
@@ -97,6 +101,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
                  progress: Optional[Callable] = None) -> dict:
   """Pseudo-labels one video or image folder; returns its part record (see module doc)."""
   reader = video_lib.FrameReader(source)
+  heads_path, heads = _read_heads(source) if opts.heads else ('', None)
   fps = reader.fps / max(1, opts.every)
   # The linking tracker is pinned to the settings the committed model's pseudo-labels were
   # made with, not to the tracker's defaults: the later defaults (appearance gallery,
@@ -110,6 +115,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   per_track: Dict[int, Dict[int, dict]] = {}
   seen: List[List[tuple]] = []          # per frame: (box, track id or 0) of every detection
   skipped, size = 0, None
+  head_points: List[np.ndarray] = []    # per kept frame, in its (scaled) pixels
   os.makedirs(image_dir, exist_ok=True)
   bar = progress(total=(reader.frame_count // max(1, opts.every)) or None,
                  desc=source_name(source)) if progress else None
@@ -122,11 +128,19 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
       if rgb is None:
         skipped += 1
         continue
+      original_hw = rgb.shape[:2]
       rgb = _scaled(rgb, opts.max_side)
       if size is None:
         size = rgb.shape[:2]
       elif rgb.shape[:2] != size:                   # odd frame size: fit it to the video's
         rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+      if heads is not None:
+        file = os.path.basename(reader.files[idx])
+        if file not in heads:
+          raise ValueError(f'{heads_path}: no entry for {file!r}; expected a list of [x, y] '
+                           'head points for every image of the folder')
+        pts = np.asarray(heads[file], np.float64).reshape(-1, 2)
+        head_points.append(pts * [size[1] / original_hw[1], size[0] / original_hw[0]])
       t = len(frames)
       name = f'{t:05d}.jpg'
       cv2.imwrite(os.path.join(image_dir, name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
@@ -159,6 +173,9 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   # ignore regions, so that training does not learn them as background.
   ignore = {str(t): [box for box, tid in dets if tid not in kept or t not in kept[tid]]
             for t, dets in enumerate(seen)}
+  for t, pts in enumerate(head_points):
+    claimed = [mask_utils.toBbox(f[t]) for f in kept.values() if t in f]
+    ignore[str(t)] += unclaimed_head_regions(pts, claimed, size)
   return dict(name=source_name(source), source=os.path.abspath(source), frames=frames,
               height=int(size[0]) if size else 0, width=int(size[1]) if size else 0,
               fps=fps, skipped_frames=skipped,
@@ -167,6 +184,50 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
                       for tid, f in sorted(kept.items())},
               ignore={t: b for t, b in ignore.items() if b},
               options=opts.key())
+
+
+def _read_heads(source: str):
+  """(path, {file name: [[x, y], ...]}) of the heads.json beside an image folder."""
+  path = os.path.join(os.path.dirname(os.path.normpath(os.path.abspath(source))), 'heads.json')
+  if not os.path.isdir(source):
+    raise ValueError(f'{source}: heads=True needs an image folder (its heads.json names files)')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: not found; heads=True reads the head points of SOURCE '
+                            'from heads.json beside it ({file: [[x, y], ...]})')
+  with open(path) as f:
+    heads = json.load(f)
+  if not isinstance(heads, dict):
+    raise ValueError(f'{path}: expected an object {{file name: [[x, y], ...]}}')
+  return path, heads
+
+
+def unclaimed_head_regions(points: np.ndarray, claimed_xywh: Sequence, hw) -> List[list]:
+  """Ignore boxes (x1, y1, x2, y2) for head points no labelled person claims.
+
+  A person claims a head inside its box's width and top third. An unclaimed head's size is
+  taken from its neighbours (a third of the mean distance to the 3 nearest heads, the
+  crowd-counting rule of geometry-adaptive kernels); its region spans 2.4 head widths and
+  from just above the head to 6 head heights below it, clipped to the frame.
+  """
+  h, w = hw
+  if not len(points):
+    return []
+  boxes = np.asarray(claimed_xywh, np.float64).reshape(-1, 4)
+  x, y = points[:, 0:1], points[:, 1:2]
+  inside = ((x >= boxes[:, 0]) & (x <= boxes[:, 0] + boxes[:, 2]) &
+            (y >= boxes[:, 1] - 0.05 * boxes[:, 3]) & (y <= boxes[:, 1] + boxes[:, 3] / 3))
+  free = ~inside.any(1) if len(boxes) else np.ones(len(points), bool)
+  d = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+  np.fill_diagonal(d, np.inf)
+  k = min(3, len(points) - 1)
+  near = np.sort(d, 1)[:, :k].mean(1) if k else np.full(len(points), 0.1 * h)
+  size = np.clip(near / 3, 4.0, 0.1 * h)
+  out = []
+  for (px, py), s in zip(points[free], size[free]):
+    box = [max(0.0, px - 1.2 * s), max(0.0, py - 0.8 * s), min(w, px + 1.2 * s), min(h, py + 6 * s)]
+    if box[2] > box[0] and box[3] > box[1]:
+      out.append([float(v) for v in box])
+  return out
 
 
 def _box_rle(box, height: int, width: int):

@@ -44,13 +44,15 @@ class FolderBusyError(OSError):
 def folder_lock(folder: str, what: str, option: str):
   """Holds FOLDER/.lock while one run writes there; a second run stops at once, naming the
   holder. An flock, which the kernel releases however its holder ends (kill -9 included):
-  a stale file is simply taken over. `what` names the run ('training run'), `option` the
-  flag that chooses the folder ('--workdir'), for the message."""
+  a stale file is simply taken over, and the holder removes it when it ends. `what` names
+  the run ('training run'), `option` the flag that chooses the folder ('--workdir')."""
   import fcntl  # pylint: disable=g-import-not-at-top
   import socket  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   os.makedirs(folder, exist_ok=True)
-  fd = os.open(os.path.join(folder, '.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+  path = os.path.join(folder, '.lock')
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  held = False
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,6 +63,23 @@ def folder_lock(folder: str, what: str, option: str):
     os.ftruncate(fd, 0)
     os.pwrite(fd, f'pid {os.getpid()} on host {socket.gethostname()}, since '
                   f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)
+    held = True
     yield
   finally:
+    if held:                            # removed while still held: no run can take it between
+      with contextlib.suppress(OSError):
+        os.remove(path)
     os.close(fd)                        # releases the flock
+
+
+def staging_dir(parent: str, prefix: str) -> str:
+  """A new hidden folder in `parent` to assemble an output in before renaming it into place.
+
+  mkdtemp makes it private (0700); the output it becomes gets the mode a plain mkdir
+  would give (0777 less the umask), so other users and tools can read it as usual.
+  """
+  tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+  mask = os.umask(0)
+  os.umask(mask)
+  os.chmod(tmp, 0o777 & ~mask)
+  return tmp

@@ -30,7 +30,7 @@ def _use_compilation_cache() -> None:
   if 'JAX_COMPILATION_CACHE_DIR' in os.environ:
     return
   import jax  # pylint: disable=g-import-not-at-top
-  path = os.path.join(packaged_files.cache_dir(), 'jax')
+  path = os.path.join(packaged_files.cache_root(), 'jax')
   try:
     os.makedirs(path, exist_ok=True)
   except OSError:

@@ -83,6 +83,8 @@ def main(argv):
         os.sep + 'hvisnet_jax' + os.sep in r.pathname)
   config = _CONFIG.value
   storage.check_reachable(_WORKDIR.value, '--workdir')
+  if config.data.get('recipe'):
+    config = _prepare_recipe(config, _WORKDIR.value)
   try:
     state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
                                      evaluators=make_evaluators(config))
@@ -94,6 +96,21 @@ def main(argv):
   print(f'trained to step {int(state.step)}; checkpoints and metrics.jsonl in {workdir}'
         + (f'; export in {export} (hvisnet track VIDEO --checkpoint {export})'
            if storage.isdir(export) else ''))
+
+
+def _prepare_recipe(config, workdir):
+  """`data.recipe`: labels and builds the config's data under WORKDIR/data (resumable) and
+  points data.tfds_dir at it (data_pipelines/recipe.py)."""
+  if storage.is_remote(workdir):
+    raise app.UsageError('data.recipe prepares its data on local disk: give a local --workdir, '
+                         'or build the datasets (hvisnet build-dataset) and set data.tfds_dir')
+  from hvisnet_jax.data_pipelines import recipe  # pylint: disable=g-import-not-at-top
+  tfds_dir, weights = recipe.prepare(config.data, workdir,
+                                     log=lambda m: logging.info('%s', m))
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.update(source='tfds', tfds_dir=tfds_dir, tfds_weights=weights)
+  return config
 
 
 # What a process killed by SIGTERM reports (128 + 15): schedulers read it as "stopped".

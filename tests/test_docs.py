@@ -103,3 +103,48 @@ def test_no_development_history_in_the_tree():
     hits += [f'{f}:{i}' for i, line in enumerate(text.splitlines(), 1)
              if re.search(HISTORY, line, re.I)]
   assert not hits, f'development history in: {hits[:10]}'
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=lambda p: os.path.relpath(p, REPO))
+def test_no_paragraph_runs_into_a_heading(doc):
+  """A heading follows a blank line (or a code fence): text right above one is a paragraph
+  cut off mid-sentence."""
+  lines = open(doc, encoding='utf-8').read().splitlines()
+  fenced, cut = False, []
+  for i, line in enumerate(lines):
+    if line.startswith('```'):
+      fenced = not fenced
+    elif not fenced and line.startswith('#') and i and lines[i - 1].strip():
+      cut.append(f'{os.path.basename(doc)}:{i}: {lines[i - 1][:60]!r}')
+  assert not cut, cut
+
+
+def test_compilation_cache_is_where_the_docs_say(tmp_path, monkeypatch):
+  import jax  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('HVISNET_CACHE', str(tmp_path))
+  monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
+  before = jax.config.jax_compilation_cache_dir
+  try:
+    cli._use_compilation_cache()
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / 'jax')
+  finally:
+    jax.config.update('jax_compilation_cache_dir', before)
+  assert '`~/.cache/hvisnet/jax`' in open(os.path.join(REPO, 'docs', 'usage.md')).read()
+
+
+def test_shared_data_tests_skip_without_it_and_ci_refuses_skips(tmp_path):
+  env = dict(os.environ, HVISNET_SHARED_DATA=str(tmp_path / 'absent'))
+  env.pop('HVISNET_NO_SKIPS', None)
+  cmd = ['python', '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider',
+         'tests/test_video.py::test_frame_reader_stops_early_without_deadlock']
+  r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0 and '1 skipped' in r.stdout, r.stdout[-2000:]
+  assert 'needs the shared data at' in r.stdout
+  r = subprocess.run(cmd, cwd=REPO, env=dict(env, HVISNET_NO_SKIPS='1'), capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 1 and 'skipped under HVISNET_NO_SKIPS' in r.stdout, r.stdout[-2000:]
+
+
+def test_the_demos_output_folder_is_ignored_by_git():
+  r = subprocess.run(['git', 'check-ignore', '-q', 'demo_out/real/render.mp4'], cwd=REPO)
+  assert r.returncode == 0, 'README command 1 writes demo_out/: it belongs in .gitignore'

@@ -97,8 +97,8 @@ def staged_output(out_dir: str, overwrite: bool = False):
   check_output_dir(out_dir, overwrite)
   created = not os.path.isdir(out_dir)
   try:
-    # One run at a time per --out: a second one stops at once (it used to replace the
-    # first's results silently when both finished).
+    # One run at a time per --out: a second one stops at once (two runs finishing would
+    # replace each other's results silently).
     with atomic.folder_lock(out_dir, 'hvisnet run writing there', '--out'):
       check_output_dir(out_dir, overwrite)          # as it is now that we hold it
       _remove_stale_partials(out_dir)

@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hvisnet_jax import storage
+from hvisnet_jax import atomic, storage
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.inference import export as export_lib
 from hvisnet_jax.inference import host_paste
@@ -393,7 +393,7 @@ class Predictor:
       return
     parent, name = os.path.split(directory)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.partial-')
+    tmp = atomic.staging_dir(parent, f'.{name}.partial-')
     try:
       variables = self.variables
       if dtype != 'float32':

@@ -60,12 +60,16 @@ class TeacherFileError(RuntimeError):
   """A teacher file is missing, corrupt or cannot be downloaded."""
 
 
-def cache_dir() -> str:
+def cache_root() -> str:
   """$HVISNET_CACHE, else ~/.cache/hvisnet (XDG_CACHE_HOME respected)."""
-  root = os.environ.get('HVISNET_CACHE') or os.path.join(
+  return os.environ.get('HVISNET_CACHE') or os.path.join(
       os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
       'hvisnet')
-  return os.path.join(root, 'teacher')
+
+
+def cache_dir() -> str:
+  """Where the packaged teacher files are kept: CACHE_ROOT/teacher."""
+  return os.path.join(cache_root(), 'teacher')
 
 
 def sha256_of(path: str) -> str:

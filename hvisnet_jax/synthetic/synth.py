@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from hvisnet_jax import evaluation
+from hvisnet_jax import atomic, evaluation
 
 PRESETS = {
     # people per video, height range (fraction of frame height, min 20 px), share walking in
@@ -345,7 +345,7 @@ def write_dataset(out_dir: str, videos: int, frames: int, height: int, width: in
   _check_replaceable(out_dir)
   parent = os.path.dirname(os.path.abspath(out_dir)) or '.'
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.synth-', dir=parent)
+  tmp = atomic.staging_dir(parent, '.synth-')
   try:
     ann = {'info': {'description': f'hvisnet-jax synthetic {preset} videos, seed {seed}'},
            'categories': [{'id': 1, 'name': 'person', 'supercategory': 'person'}],

@@ -273,7 +273,8 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
   # several processes, `hvisnet export WORKDIR` writes it after training instead.
   if int(state.step) >= tcfg.steps and jax.process_count() == 1:
     _predictor(config, state).export(storage.join(workdir, EXPORT_DIR),
-                                     train_log=storage.join(workdir, 'metrics.jsonl'))
+                                     train_log=storage.join(workdir, 'metrics.jsonl'),
+                                     dtype=tcfg.get('export_dtype', 'float32'))
   elif int(state.step) >= tcfg.steps:
     logging.info('multi-process run: no export written; run `hvisnet export %s --out DIR`',
                  workdir)

@@ -253,6 +253,7 @@ def test_workdir_lock_names_the_holder_and_a_dead_holder_is_taken_over(tmp_path)
     holder.wait()
   with checkpoints.workdir_lock(wd):            # taken over
     assert f'pid {os.getpid()} ' in open(os.path.join(wd, '.lock')).read()
+  assert not os.path.exists(os.path.join(wd, '.lock'))      # removed by its holder at the end
 
 
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path, folder):

@@ -319,4 +319,7 @@ def test_export_replaces_only_an_earlier_export_and_never_deletes_other_files(
   pred.export(str(out), dtype='bfloat16')              # an earlier export is replaced whole
   assert sorted(os.listdir(out)) == ['config.json', 'variables']
   assert sorted(os.listdir(tmp_path)) == ['a_file', 'ex', 'mine']   # no temporary left
+  umask = os.umask(0)
+  os.umask(umask)
+  assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask      # as mkdir makes it, not 0700
   predictor.Predictor.from_export(str(out))
