@@ -1,7 +1,7 @@
 """The built-in real-footage model's recipe: data, schedule and export in one config.
 
   hvisnet teacher fetch
-  hvisnet train --config configs/hvisnet_real.py --workdir runs/real --cpu_devices 2
+  hvisnet train --config configs/hvisnet_real.py --workdir runs/real --cpu-devices 2
 
 rebuilds `hvisnet_jax/models/real` from the pretrained backbone (the MobileNetV2 of the
 SSDLite COCO detector) and the folders under `data.root` (the project's shared data,
