@@ -5,7 +5,9 @@ The names most callers need are re-exported here: `evaluation.read_mots`,
 """
 # pylint: disable=unused-import
 from hvisnet_jax.evaluation.formats import (IGNORE, PEDESTRIAN, EvalInputError, Sequence,
-                                            encode_id_map, encode_mask, find_overlaps, mots_object_id, load_json, read_mots, read_mots_txt,
+                                            encode_id_map, encode_mask, find_overlaps,
+                                            mots_object_id, load_json, read_mots,
+                                            read_mots_pair, read_mots_txt,
                                             read_ytvis, resolve_overlaps, rle_counts,
                                             segmentation_rle, sequence_from_label_maps,
                                             write_mots_txt)

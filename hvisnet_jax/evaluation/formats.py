@@ -180,11 +180,12 @@ def _check_rle(rle: dict, where: str) -> None:
 
 
 def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None,
-                  like: Optional[Sequence] = None) -> Sequence:
+                  like: Optional[Sequence] = None, empty_ok: bool = False) -> Sequence:
   """Reads one MOTS txt file: `frame id class_id img_height img_width rle` per line.
 
   Frames start at 1 (MOTSChallenge) or at 0 with kitti=True (KITTI-MOTS). An empty file is
-  an error, unless `like` (the ground truth) gives the size: predictions may find nobody.
+  an error, unless `like` (the ground truth) gives the size: predictions may find nobody
+  (with empty_ok and no `like`, an empty file gives None).
   """
   first = 0 if kitti else 1
   rows, size, size_line = [], None, 0
@@ -224,6 +225,8 @@ def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None,
     if like is not None:
       return Sequence.empty(name or os.path.splitext(os.path.basename(path))[0],
                             like.num_frames, like.height, like.width, source=path)
+    if empty_ok:
+      return None
     raise EvalInputError(f'{path}: no annotations (an empty file cannot tell the image size)')
   n = max(r[0] for r in rows) + 1
   if like is not None:                 # predictions never extend a sequence past its truth
@@ -265,6 +268,40 @@ def read_mots(path: str, kitti: bool = False,
   only = next(iter(like.values())) if len(like) == 1 else like.get(name)
   seq = read_mots_txt(path, kitti, like=only)
   return {seq.name: seq}
+
+
+def read_mots_pair(gt_path: str, pred_path: str, kitti: bool = False):
+  """(ground truth, predictions) as {name: Sequence} for `hvisnet eval`.
+
+  Sequences pair by name; a single prediction file pairs with a ground truth of one
+  sequence (a file or a folder holding one) whatever the names. An empty file on either
+  side is a sequence with nobody in it, sized by the other side's; both empty: a frame
+  with nobody on either side.
+  """
+  def files(path):
+    if os.path.isdir(path):
+      found = sorted(f for f in os.listdir(path) if f.endswith('.txt'))
+      if not found:
+        raise EvalInputError(f'{path}: directory holds no .txt sequence files')
+      return {os.path.splitext(f)[0]: os.path.join(path, f) for f in found}
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f'{path}: no such file or directory')
+    return {os.path.splitext(os.path.basename(path))[0]: path}
+  gt_files, pred_files = files(gt_path), files(pred_path)
+  if len(gt_files) == 1 and len(pred_files) == 1 and os.path.isfile(pred_path):
+    pred_files = {next(iter(gt_files)): next(iter(pred_files.values()))}
+  gt = {n: read_mots_txt(f, kitti, name=n, empty_ok=True) for n, f in gt_files.items()}
+  pred = {n: read_mots_txt(f, kitti, name=n, like=gt.get(n), empty_ok=True)
+          for n, f in pred_files.items()}
+  for n, seq in gt.items():
+    if seq is None:
+      other = pred.get(n)
+      gt[n] = (Sequence.empty(n, other.num_frames, other.height, other.width,
+                              source=gt_files[n]) if other is not None else
+               Sequence.empty(n, 1, 1, 1, source=gt_files[n]))
+      if other is None and n in pred:
+        pred[n] = Sequence.empty(n, 1, 1, 1, source=pred_files[n])
+  return gt, pred
 
 
 def write_mots_txt(path: str, seq: Sequence) -> None:

@@ -252,10 +252,53 @@ def test_empty_prediction_file_means_nobody_found(tmp_path, capsys):
   res = json.loads(out.read_text())['combined']
   n_gt = sum(int(np.sum(np.asarray(c) == ev.PEDESTRIAN)) for c in g.classes)
   assert (res['TP'], res['FP'], res['FN']) == (0, 0, n_gt) and res['sMOTSA'] == 0
-  # An empty ground-truth file still cannot tell the image size.
-  assert cli.main(['eval', '--gt', str(tmp_path / 'pred.txt'), '--pred', str(tmp_path / 'gt.txt')
-                   ]) == 2
-  assert 'pred.txt: no annotations' in capsys.readouterr().err
+  # An empty ground truth: nobody there, sized by the predictions; each prediction is an FP.
+  assert cli.main(['eval', '--gt', str(tmp_path / 'pred.txt'), '--pred', str(tmp_path / 'gt.txt'),
+                   '--json', str(out)]) == 0
+  res = json.loads(out.read_text())['combined']
+  assert (res['TP'], res['FP'], res['FN']) == (0, n_gt, 0)
+
+
+def test_a_folder_of_one_sequence_pairs_with_one_prediction_file_and_empty_is_nobody(
+    tmp_path):
+  g, p = _random_sequences(5, 'easy_1000_0000')
+  (tmp_path / 'gt').mkdir()
+  ev.write_mots_txt(str(tmp_path / 'gt' / 'easy_1000_0000.txt'), g)
+  ev.write_mots_txt(str(tmp_path / 'tracks.txt'), p)
+  out = tmp_path / 'm.json'
+  assert cli.main(['eval', '--gt', str(tmp_path / 'gt'), '--pred', str(tmp_path / 'tracks.txt'),
+                   '--json', str(out)]) == 0
+  direct = tmp_path / 'direct.json'
+  ev.write_mots_txt(str(tmp_path / 'gt.txt'), g)
+  assert cli.main(['eval', '--gt', str(tmp_path / 'gt.txt'), '--pred',
+                   str(tmp_path / 'tracks.txt'), '--json', str(direct)]) == 0
+  assert (json.loads(out.read_text())['combined'] ==
+          json.loads(direct.read_text())['combined'])
+  # Empty on both sides, in folders: a score, not an error.
+  for side in ('ge', 'pe'):
+    (tmp_path / side).mkdir()
+    (tmp_path / side / 'a.txt').write_text('')
+  assert cli.main(['eval', '--gt', str(tmp_path / 'ge'), '--pred', str(tmp_path / 'pe'),
+                   '--json', str(out)]) == 0
+  res = json.loads(out.read_text())['combined']
+  assert (res['TP'], res['FP'], res['FN']) == (0, 0, 0)
+
+
+def test_json_never_lands_on_an_input_or_a_users_file(tmp_path, capsys):
+  g, p = _random_sequences(4, 'walk')
+  ev.write_mots_txt(str(tmp_path / 'gt.txt'), g)
+  ev.write_mots_txt(str(tmp_path / 'pred.txt'), p)
+  before = {f: (tmp_path / f).read_bytes() for f in ('gt.txt', 'pred.txt')}
+  for target in ('gt.txt', 'pred.txt'):
+    assert cli.main(['eval', '--gt', str(tmp_path / 'gt.txt'), '--pred',
+                     str(tmp_path / 'pred.txt'), '--json', str(tmp_path / target)]) == 2
+    assert 'would write over' in capsys.readouterr().err
+  (tmp_path / 'notes.json').write_text('{"mine": 1}')
+  assert cli.main(['eval', '--gt', str(tmp_path / 'gt.txt'), '--pred', str(tmp_path / 'pred.txt'),
+                   '--json', str(tmp_path / 'notes.json')]) == 2
+  assert 'is not an hvisnet eval result' in capsys.readouterr().err
+  assert {f: (tmp_path / f).read_bytes() for f in before} == before
+  assert (tmp_path / 'notes.json').read_text() == '{"mine": 1}'
 
 
 def test_cli_reports_bad_input_without_writing(tmp_path, capsys):

@@ -11,16 +11,28 @@ from hvisnet_jax.apps.commands import common
 def add_parsers(sub) -> None:
   b = sub.add_parser('bench', help='latency/throughput: JAX vs PyTorch, training, tracker')
   b.add_argument('--what', choices=['inference', 'train', 'tracker', 'pipeline'],
-                 default='inference')
-  b.add_argument('--framework', choices=['jax', 'torch', 'both'], default='jax')
-  b.add_argument('--batch', type=common.positive_int, default=1)
-  b.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32')
+                 default='inference', help='inference: the network alone, latency and '
+                 'throughput; train: training steps per second; tracker: the tracker alone '
+                 'at growing crowd sizes; pipeline: hvisnet track end to end on --source '
+                 '(default: inference)')
+  b.add_argument('--framework', choices=['jax', 'torch', 'both'], default='jax',
+                 help='--what inference/train: our JAX model, the same network in PyTorch, '
+                 'or both in one run; torch and both need PyTorch, which hvisnet does not '
+                 'install (pip install torch==2.13.0) (default: jax)')
+  b.add_argument('--batch', type=common.positive_int, default=1,
+                 help='images per step (default 1)')
+  b.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
+                 help='compute dtype of the network (default float32)')
   b.add_argument('--size', type=common.positive_int, default=None,
                  help='short side of the network input (inference/train: default 512; '
                  'pipeline: the model\'s own)')
-  b.add_argument('--config', default=common.DEFAULT_CONFIG)
-  b.add_argument('--warmup', type=int, default=3)
-  b.add_argument('--runs', type=common.positive_int, default=10)
+  b.add_argument('--config', default=common.DEFAULT_CONFIG,
+                 help='--what inference/train: the model config timed (default: '
+                 f'{common.DEFAULT_CONFIG}, the paper\'s DLA-34)')
+  b.add_argument('--warmup', type=common.natural_int, default=3,
+                 help='untimed runs first, compilation included (default 3)')
+  b.add_argument('--runs', type=common.positive_int, default=10,
+                 help='timed runs; the median and spread are reported (default 10)')
   b.add_argument('--source', nargs='+', default=None, metavar='VIDEO',
                  help='--what pipeline: one or more videos, timed in one run')
   b.add_argument('--repeats', type=common.positive_int, default=1,
@@ -33,15 +45,25 @@ def add_parsers(sub) -> None:
                  help='--what pipeline: frames of --source to time (default 200)')
   b.add_argument('--null-network', action='store_true', help='--what pipeline: time only the '
                  'host\'s stages, replaying stored network outputs on one core')
-  b.add_argument('--no-torch-compile', action='store_true')
+  b.add_argument('--no-torch-compile', action='store_true',
+                 help='time PyTorch eagerly instead of through torch.compile')
   b.add_argument('--cpu-devices', type=common.positive_int, default=None, metavar='N',
                  dest='pipeline_cpu_devices', help='--what pipeline on a CPU: N XLA devices, '
                  'as `hvisnet track` uses (default: 2 where 2+ cores are free)')
-  b.add_argument('--json', default=None)
+  b.add_argument('--json', default=None, metavar='FILE',
+                 help='also write the results here (checked before the benchmark runs)')
   b.set_defaults(func=run)
 
 
 def run(args) -> int:
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if (args.framework != 'jax' and args.what in ('inference', 'train')
+      and importlib.util.find_spec('torch') is None):
+    raise ValueError(f'--framework {args.framework} needs PyTorch, which hvisnet does not '
+                     'install: pip install torch==2.13.0 (CPU) or a CUDA build from '
+                     'pytorch.org; or --framework jax')
+  if args.json:
+    common.check_writable_file(args.json, '--json')
   if args.what == 'pipeline':           # the devices `hvisnet track` runs on
     from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
     predictor.use_cpu_devices(args.pipeline_cpu_devices)

@@ -57,6 +57,21 @@ def _load_predictor(args):
   return predictor.Predictor.from_export(ckpt or getattr(args, 'model', None))
 
 
+def check_writable_file(path: str, option: str) -> None:
+  """Before any slow work: `path` can be created or replaced (its folder exists or can be
+  made, and is writable) and is not a folder, so a long run never fails at its last step."""
+  if os.path.isdir(path):
+    raise IsADirectoryError(f'{option} {path}: is a folder; give a file name')
+  folder = os.path.dirname(os.path.abspath(path))
+  existing = folder
+  while not os.path.isdir(existing):
+    if os.path.lexists(existing):
+      raise NotADirectoryError(f'{option} {path}: {existing} is a file, not a folder')
+    existing = os.path.dirname(existing)
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise PermissionError(f'{option} {path}: {existing} is not writable; choose another place')
+
+
 def add_cpu_devices(parser) -> None:
   parser.add_argument('--cpu-devices', type=int, default=None, metavar='N',
                       help='on a CPU, run N frames side by side as N XLA devices (default: 2 '

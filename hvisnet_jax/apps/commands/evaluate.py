@@ -5,6 +5,7 @@ import json
 import os
 
 from hvisnet_jax import atomic
+from hvisnet_jax.apps.commands import common
 
 
 def add_parsers(sub) -> None:
@@ -24,6 +25,9 @@ def add_parsers(sub) -> None:
 
 def run(args) -> int:
   from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
+  if args.json:
+    _check_json_is_not_an_input(args)
+    common.check_writable_file(args.json, '--json')
   fmt = args.format or ('coco' if args.gt.endswith('.json') and _is_coco(args.gt) else
                         'ytvis' if args.gt.endswith('.json') else 'mots')
   if fmt == 'coco':
@@ -33,16 +37,28 @@ def run(args) -> int:
     if fmt == 'ytvis':
       gt, pred = evaluation.read_ytvis(args.gt, args.pred)
     else:
-      gt = evaluation.read_mots(args.gt, args.kitti)
-      pred = evaluation.read_mots(args.pred, args.kitti, like=gt)
-      if len(gt) == 1 and len(pred) == 1 and os.path.isfile(args.gt) and os.path.isfile(args.pred):
-        name, p = next(iter(gt)), next(iter(pred.values()))
-        pred = {name: p}        # two single files pair up whatever their names
+      gt, pred = evaluation.read_mots_pair(args.gt, args.pred, args.kitti)
     result = evaluation.evaluate_mots(gt, pred, resolve=args.resolve_overlaps)
     print(evaluation.format_table(result))
   if args.json:
     atomic.write_text(args.json, json.dumps(result, indent=2))
   return 0
+
+
+def _check_json_is_not_an_input(args) -> None:
+  """--json never lands on the ground truth or the predictions (or inside their folders)."""
+  out = os.path.realpath(args.json)
+  for option, path in (('--gt', args.gt), ('--pred', args.pred)):
+    real = os.path.realpath(path)
+    if out == real or (os.path.isdir(real) and out.startswith(real + os.sep)):
+      raise ValueError(f'--json {args.json}: would write over {option} {path}; metrics go '
+                       'to a file of their own')
+  if os.path.isfile(out):
+    with open(out, 'rb') as f:
+      head = f.read(4096).lstrip()
+    if not head.startswith(b'{') or (b'"combined"' not in head and b'"per_sequence"' not in head):
+      raise FileExistsError(f'--json {args.json}: exists and is not an hvisnet eval result; '
+                            'choose a new file (an earlier eval result is replaced)')
 
 
 def _is_coco(path: str) -> bool:
