@@ -85,11 +85,13 @@ def main(argv=None) -> int:
   signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
   command = argv[0] if argv else None
   try:
+    if command == 'train':
+      if not {'-h', '--help'} & set(argv):
+        _use_compilation_cache()
+      return train.run(argv[1:])
+    args = build_parser().parse_args(argv)          # --help ends here, before jax loads
     if command in _MODEL_COMMANDS:
       _use_compilation_cache()
-    if command == 'train':
-      return train.run(argv[1:])
-    args = build_parser().parse_args(argv)
     _check_locations(args)
     if hasattr(args, 'cpu_devices'):       # before JAX starts: it fixes its devices then
       from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top

@@ -24,3 +24,22 @@ def test_everything_but_the_data_pipelines_imports_without_tensorflow():
   code = _BLOCK_TF + 'import hvisnet_jax.data_pipelines.pipeline\n'
   out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
   assert out.returncode != 0 and 'tensorflow' in out.stderr
+
+
+def test_every_commands_help_describes_every_option_without_loading_jax():
+  """`hvisnet CMD --help` parses only: no jax, no model (it answers at once)."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import cli  # pylint: disable=g-import-not-at-top
+  sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+  bare = {name: [a.dest for a in sp._actions if not a.help]
+          for name, sp in sub.choices.items() if name != 'train'}
+  assert not any(bare.values()), bare
+  code = ('import sys\nfrom hvisnet_jax import cli\nloaded = {}\n'
+          f'for c in {sorted(sub.choices)!r}:\n'
+          '  try:\n    cli.main([c, "--help"])\n  except SystemExit:\n    pass\n'
+          '  loaded[c] = [m for m in ("jax", "tensorflow", "torch") if m in sys.modules]\n'
+          'print(loaded)\n')
+  out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+  loaded = eval(out.stdout.strip().splitlines()[-1])  # pylint: disable=eval-used
+  assert not any(loaded.values()), loaded

@@ -8,18 +8,24 @@ from hvisnet_jax.apps.commands import common
 
 def add_parsers(sub) -> None:
   y = sub.add_parser('synth', help='render synthetic human videos with exact ground truth')
-  y.add_argument('--out', required=True)
-  y.add_argument('--videos', type=common.positive_int, default=4)
-  y.add_argument('--frames', type=common.positive_int, default=40)
+  y.add_argument('--out', required=True, help='folder for the videos (JPEGImages/, '
+                 'annotations.json, mots/): new, empty or an earlier synth output')
+  y.add_argument('--videos', type=common.positive_int, default=4, help='how many videos '
+                 '(default 4)')
+  y.add_argument('--frames', type=common.positive_int, default=40, help='frames per video '
+                 '(default 40)')
   y.add_argument('--size', default='256x320', help='HxW')
-  y.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
-  y.add_argument('--seed', type=int, default=0)
-  y.add_argument('--quiet', action='store_true')
+  y.add_argument('--preset', choices=['easy', 'crowd'], default='easy', help='easy: a few '
+                 'people; crowd: many, overlapping and reappearing (default easy)')
+  y.add_argument('--seed', type=common.natural_int, default=0, help='random seed (>= 0); the '
+                 'same seed gives the same videos (default 0)')
+  y.add_argument('--quiet', action='store_true', help='no progress bar')
   y.set_defaults(func=run_synth)
 
   g = sub.add_parser('build-dataset', help='YouTube-VIS / COCO / MOTS directory -> TFDS dataset '
                      'with precomputed inner centers')
-  g.add_argument('--format', choices=['ytvis', 'coco', 'mots'], required=True)
+  g.add_argument('--format', choices=['ytvis', 'coco', 'mots'], required=True, help='the '
+                 'source\'s annotation format: YouTube-VIS JSON, COCO JSON or MOTS txt sequences')
   g.add_argument('--source', required=True, help='directory holding annotations and images '
                  '(TFDS manual_dir)')
   g.add_argument('--out', required=True, help='TFDS data_dir to write into')

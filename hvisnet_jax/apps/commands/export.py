@@ -9,8 +9,10 @@ from hvisnet_jax.apps.commands import common
 def add_parsers(sub) -> None:
   x2 = sub.add_parser('export', help='a training workdir\'s latest checkpoint -> an export '
                       '(config.json + variables/) for track, demo and eval')
-  x2.add_argument('workdir')
-  x2.add_argument('--out', required=True)
+  x2.add_argument('workdir', help='a training workdir (hvisnet train --workdir); its latest '
+                  'checkpoint is exported')
+  x2.add_argument('--out', required=True, help='the export folder: new, empty or an earlier '
+                  'export (replaced whole)')
   x2.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
                   help='storage dtype of the exported variables (bfloat16: half the size)')
   x2.set_defaults(func=run_export)
@@ -19,7 +21,8 @@ def add_parsers(sub) -> None:
   c.add_argument('state_dict', help='.pth/.pt (needs torch) or .npz state_dict, ucbdrive/timm '
                  'dla34 naming')
   c.add_argument('--out', required=True, help='output orbax checkpoint directory')
-  c.add_argument('--config', default=common.DEFAULT_CONFIG, help='config file[:arg] giving the backbone')
+  c.add_argument('--config', default=common.DEFAULT_CONFIG, help='config file[:arg] giving the '
+                 'backbone')
   c.set_defaults(func=run_convert_torch)
 
 

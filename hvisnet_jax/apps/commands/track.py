@@ -10,7 +10,8 @@ from hvisnet_jax.apps.commands import common
 def add_parsers(sub) -> None:
   k = sub.add_parser('track', help='segment and track every person in a video')
   k.add_argument('source', help='video file, image folder, camera index or stream URL')
-  k.add_argument('--out', required=True)
+  k.add_argument('--out', required=True, help='output folder (tracks.txt, results.json, '
+                 'stats.json, ...): new, empty or an earlier track output (replaced with --overwrite)')
   k.add_argument('--checkpoint', default=None, help='an export dir or a training workdir '
                  '(default: the built-in model)')
   k.add_argument('--model', choices=['real', 'synthetic'], default=None,
@@ -33,21 +34,25 @@ def add_parsers(sub) -> None:
                  'model\'s tracker setting; docs/tracker.md)')
   k.add_argument('--in-flight', type=common.positive_int, default=2,
                  help='batches of frames on the devices at once (default 2)')
-  k.add_argument('--quiet', action='store_true')
+  k.add_argument('--quiet', action='store_true', help='no progress bar')
   common.add_input_size(k)
   common.add_cpu_devices(k)
   k.set_defaults(func=run_track)
 
   d = sub.add_parser('demo', help='a real clip -> the real model + tracker; a synthetic clip '
                      'with ground truth -> metrics')
-  d.add_argument('--out', default='demo_out')
+  d.add_argument('--out', default='demo_out', help='output folder (real/ and synthetic/ runs): '
+                 'new, empty or an earlier demo output (default demo_out)')
   d.add_argument('--checkpoint', default=None, help='exported model dir for the real clip')
   d.add_argument('--model', choices=['real', 'synthetic'], default=None,
                  help='built-in model for the real clip (default: real)')
-  d.add_argument('--frames', type=common.positive_int, default=48)
-  d.add_argument('--preset', choices=['easy', 'crowd'], default='easy')
-  d.add_argument('--seed', type=int, default=7)
-  d.add_argument('--quiet', action='store_true')
+  d.add_argument('--frames', type=common.positive_int, default=48, help='frames of the '
+                 'synthetic clip (default 48)')
+  d.add_argument('--preset', choices=['easy', 'crowd'], default='easy', help='the synthetic '
+                 'clip: easy (a few people) or crowd (default easy)')
+  d.add_argument('--seed', type=common.natural_int, default=7, help='the synthetic clip\'s seed '
+                 '(default 7)')
+  d.add_argument('--quiet', action='store_true', help='no progress bar')
   common.add_input_size(d)
   common.add_cpu_devices(d)
   d.set_defaults(func=run_demo)
