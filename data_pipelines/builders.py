@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
-from hvisnet_jax import storage
+from hvisnet_jax import logs, storage
 
 from hvisnet_jax.data_pipelines import records as records_lib
 
@@ -98,6 +98,16 @@ class _PersonsBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
   def read_records(self, path: str, image_root: Optional[str],
                    skips: records_lib.Skips) -> Iterator[records_lib.VideoRecord]:
     """The format's reader."""
+
+  # TFDS announces "Downloading and preparing dataset Unknown size" and where it wrote;
+  # nothing is downloaded here and `hvisnet build-dataset` says where the dataset is.
+  def _log_download_bytes(self) -> None:
+    if logs.verbose():
+      super()._log_download_bytes()
+
+  def _log_download_done(self) -> None:
+    if logs.verbose():
+      super()._log_download_done()
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(builder=self, features=features(),

@@ -131,7 +131,6 @@ class BlazePoseSegmenter:
 
   def __init__(self, path: str, threads: Optional[int] = None):
     self._seg = _tflite_interpreter(path, threads)
-    self._seg.allocate_tensors()
     self._seg_in = self._seg.get_input_details()[0]['index']
     out = {d['name']: d['index'] for d in self._seg.get_output_details()}
     self._seg_out, self._pose_out = out['Identity_2'], out['Identity']
@@ -261,9 +260,12 @@ def _tflite_interpreter(path: str, threads: Optional[int]):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     Interpreter = tf.lite.Interpreter  # pylint: disable=invalid-name
   import warnings  # pylint: disable=g-import-not-at-top
-  with warnings.catch_warnings():
+  from hvisnet_jax import logs  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings(), logs.native_stderr_quiet():
     warnings.simplefilter('ignore')
-    return Interpreter(model_path=path, num_threads=threads)
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()        # where the XNNPACK delegate announces itself
+  return interpreter
 
 
 def appearance(rgb: np.ndarray, boxes: np.ndarray, bins: Sequence[int] = (8, 4, 4)) -> np.ndarray:

@@ -10,6 +10,7 @@ import sys
 
 from hvisnet_jax.apps.commands import (bench, data, evaluate, export, extract, teacher, track,
                                        train)
+from hvisnet_jax import logs
 from hvisnet_jax.interop import packaged_files
 
 COMMANDS = (track, extract, evaluate, data, teacher, train, export, bench)
@@ -20,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
   sub = p.add_subparsers(dest='command', required=True)
   for module in COMMANDS:
     module.add_parsers(sub)
+  for name, parser in sub.choices.items():
+    if name != 'train':                     # train parses its own flags (absl)
+      parser.add_argument('--verbose', action='store_true',
+                          help="the libraries' own notes too (TensorFlow, TFDS, orbax)")
   return p
 
 
@@ -90,6 +95,7 @@ def main(argv=None) -> int:
         _use_compilation_cache()
       return train.run(argv[1:])
     args = build_parser().parse_args(argv)          # --help ends here, before jax loads
+    logs.set_verbose(args.verbose)
     if command in _MODEL_COMMANDS:
       _use_compilation_cache()
     _check_locations(args)

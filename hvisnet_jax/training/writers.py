@@ -81,6 +81,8 @@ class _UploadingWriter:
 
 def make_writer(workdir):
   try:
+    from hvisnet_jax import logs  # pylint: disable=g-import-not-at-top
+    logs.import_tensorflow_quietly()
     from clu import metric_writers  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     logging.warning('clu metric writers unavailable (%s); writing %s/metrics.jsonl', e, workdir)

@@ -59,7 +59,6 @@ def run_synth(args) -> int:
 
 
 def run_build_dataset(args) -> int:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')      # keep TF's start-up chatter out
   from hvisnet_jax.data_pipelines import builders  # pylint: disable=g-import-not-at-top  (needs tensorflow)
   splits = {}
   for item in args.split or []:

@@ -55,7 +55,6 @@ def run_teacher(args) -> int:
 
 
 def run_pseudo_label(args) -> int:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import tqdm  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.data_pipelines import pseudo_label, yolo_teacher  # pylint: disable=g-import-not-at-top
   # A clear message before any model loads.

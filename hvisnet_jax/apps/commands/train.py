@@ -51,8 +51,8 @@ def run(argv) -> int:
       joined.append(a)
   train_argv = [_resolve_config_flag(_underscored(a)) for a in joined]
   _check_train_flags(train_argv)
-  if '--verbose' not in train_argv:        # TensorFlow's C++ notices (oneDNN, CPU features)
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+  from hvisnet_jax import logs  # pylint: disable=g-import-not-at-top
+  logs.set_verbose('--verbose' in train_argv)
   from absl import app  # pylint: disable=g-import-not-at-top
   from hvisnet_jax import main as train_main  # pylint: disable=g-import-not-at-top
   app.run(train_main.main, argv=['hvisnet train'] + train_argv)
