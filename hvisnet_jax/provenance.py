@@ -17,15 +17,45 @@ _LIBRARIES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'sc
               'opencv-python', 'tensorflow-cpu', 'torch')
 
 
-def _cpu_model() -> str:
+# The instruction sets XLA's CPU code uses for convolutions and matrix products: two
+# machines both called "AMD EPYC" or "Intel Xeon" differ in these and in speed.
+ISA_FLAGS = ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16',
+             'avx512_fp16', 'avx_vnni', 'amx_tile', 'amx_bf16', 'amx_int8', 'asimd', 'sve')
+
+
+def _cpuinfo() -> dict:
+  """The first processor's fields of /proc/cpuinfo ({} elsewhere)."""
+  fields = {}
   try:
     with open('/proc/cpuinfo') as f:
       for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
+        if not line.strip():
+          if fields:
+            break
+          continue
+        key, _, value = line.partition(':')
+        fields[key.strip()] = value.strip()
   except OSError:
     pass
-  return platform.processor() or platform.machine()
+  return fields
+
+
+def _cpu_model() -> str:
+  return (_cpuinfo().get('model name') or platform.processor() or platform.machine())
+
+
+def cpu_details() -> dict:
+  """What tells one CPU from another of the same name: vendor, family/model/stepping (the
+  generation), clock and the instruction sets present."""
+  info = _cpuinfo()
+  flags = set((info.get('flags') or info.get('Features') or '').split())
+  out = dict(vendor=info.get('vendor_id', platform.machine()),
+             family_model_stepping='/'.join(info.get(k, '?') for k in
+                                            ('cpu family', 'model', 'stepping')),
+             isa=[f for f in ISA_FLAGS if f in flags])
+  if info.get('cpu MHz'):
+    out['mhz'] = float(info['cpu MHz'])
+  return out
 
 
 def _commit() -> str:
@@ -66,8 +96,8 @@ def record(argv: Optional[Sequence[str]] = None) -> dict:
     except importlib.metadata.PackageNotFoundError:
       pass
   return dict(command=command, commit=_commit(),
-              machine=dict(cpu=_cpu_model(), cores=os.cpu_count(), accelerator=_accelerator(),
-                           system=platform.platform()),
+              machine=dict(cpu=_cpu_model(), cpu_details=cpu_details(), cores=os.cpu_count(),
+                           accelerator=_accelerator(), system=platform.platform()),
               date=datetime.date.today().isoformat(), versions=versions)
 
 

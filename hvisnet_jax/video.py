@@ -45,12 +45,19 @@ class FrameReader:
     self.size_hw = None          # (height, width) of every frame yielded
     self.stopped_early = False   # a video whose reads failed before its declared length
     self.frames_seen = 0         # frame numbers yielded, decoded or not
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-      self.cap = cv2.VideoCapture(int(source))
+    # A live source (a camera, a stream, or a capture object with read/get/release) is
+    # never made to wait: when the consumer is busy (a crowd pass takes a second or more on
+    # a CPU) the oldest waiting frame is dropped for the newest, and its number recorded.
+    self.live = False
+    self.dropped = []
+    if hasattr(source, 'read') and hasattr(source, 'release'):
+      self.cap, self.live = source, True
+    elif isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+      self.cap, self.live = cv2.VideoCapture(int(source)), True
       if not self.cap.isOpened():
         raise VideoSourceError(f'camera {source}: cannot be opened')
     elif isinstance(source, str) and '://' in source:
-      self.cap = cv2.VideoCapture(source)
+      self.cap, self.live = cv2.VideoCapture(source), True
       if not self.cap.isOpened():
         raise VideoSourceError(f'{source}: cannot open the stream')
     elif os.path.isdir(source):
@@ -133,11 +140,26 @@ class FrameReader:
       for item in self._frames():
         if self._stop.is_set():
           break
-        self._queue.put(item)
+        if self.live:
+          self._put_newest(item)
+        else:
+          self._queue.put(item)
     except BaseException as e:  # surfaced in the consumer
       self._error = e
     finally:
       self._queue.put(_END)
+
+  def _put_newest(self, item):
+    while True:
+      try:
+        self._queue.put_nowait(item)
+        return
+      except queue.Full:
+        try:
+          old_idx, _ = self._queue.get_nowait()
+          self.dropped.append(old_idx)
+        except queue.Empty:
+          pass
 
   def __iter__(self):
     if not self._started:

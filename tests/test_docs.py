@@ -163,3 +163,12 @@ def test_the_train_to_score_recipe_ends_with_a_score(tmp_path):
                      timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'COMBINED' in r.stdout and 'sMOTSA' in r.stdout
+
+
+def test_results_made_now_record_the_cpus_generation_and_instruction_sets():
+  from hvisnet_jax import provenance  # pylint: disable=g-import-not-at-top
+  machine = provenance.record(['x'])['machine']
+  details = machine['cpu_details']
+  assert machine['cpu'] and details['vendor'] and details['family_model_stepping']
+  flags = set(open('/proc/cpuinfo').read().split()) if os.path.exists('/proc/cpuinfo') else set()
+  assert set(details['isa']) == {f for f in provenance.ISA_FLAGS if f in flags}

@@ -372,8 +372,12 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
         id_map = tracker_lib.track_id_map(label_map, assigned)
       on_frame(idx, frame, id_map, boxes)
     times['frames'] += 1
+    now = time.perf_counter()
+    if times['frames'] == 1:
+      times['first_s'] = now - began
     bar.update(1)
-    bar.set_postfix(fps=f'{times["frames"] / max(time.perf_counter() - began, 1e-9):.1f}')
+    if times['frames'] > 1:                  # the steady rate: after the first frame's start-up
+      bar.set_postfix(fps=f'{(times["frames"] - 1) / max(now - began - times["first_s"], 1e-9):.1f}')
 
   writer = _OutputThread(output, depth=8)
 
@@ -409,6 +413,10 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
       if frame is None:
         bar.update(1)
         continue
+      if not times['frames'] and not pending and not chunk:
+        # Every input size this run can use, compiled before its first frame: a crowd pass
+        # compiled when the first crowd appears would stall the video mid-way.
+        predictor.compile_for(predictor.batch_size, *frame.shape[:2])
       chunk.append((idx, frame))
       if len(chunk) == predictor.batch_size:
         pending.append((chunk, predictor.dispatch(np.stack([f for _, f in chunk]))))
@@ -425,7 +433,10 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     bar.close()
     reader.close()
   wall = time.perf_counter() - began
+  startup = times.get('first_s', wall)
+  steady = (times['frames'] - 1) / max(wall - startup, 1e-9) if times['frames'] > 1 else 0.0
   stats = dict(frames=times['frames'], wall_s=wall, fps=times['frames'] / max(wall, 1e-9),
+               startup_s=startup, steady_fps=steady, dropped_frames=len(reader.dropped),
                tracker_ms_per_frame=1e3 * times['track_s'] / max(times['frames'], 1),
                failed_frames=reader.failed, resized_frames=reader.resized,
                frames_declared=reader.frame_count, frames_read=reader.frames_seen,

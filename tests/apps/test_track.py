@@ -342,3 +342,60 @@ def test_a_second_run_into_the_same_out_stops_at_once_naming_the_first(tmp_path,
   with atomic.folder_lock(str(new), 'hvisnet run writing there', '--out'):
     with pytest.raises(atomic.FolderBusyError):
       app.track_to_dir(str(src), default_predictor, str(new), progress=False)
+
+
+class _SlowCamera:
+  """A cv2.VideoCapture stand-in delivering `frames` synthetic frames at `fps`, recording
+  when each was read: a camera that does not wait for its reader."""
+
+  def __init__(self, frames, fps):
+    import time  # pylint: disable=g-import-not-at-top
+    self._time = time
+    self.video = synth.render_video(3, 0, frames, 240, 320, 'easy')
+    self.fps, self.read_at = fps, []
+
+  def read(self):
+    k = len(self.read_at)
+    if k >= len(self.video.frames):
+      return False, None
+    self._time.sleep(1.0 / self.fps)
+    self.read_at.append(self._time.perf_counter())
+    return True, self.video.frames[k]
+
+  def grab(self):
+    return self.read()[0]
+
+  def get(self, prop):
+    return float(self.fps) if prop == cv2.CAP_PROP_FPS else 0.0
+
+  def release(self):
+    pass
+
+
+def test_compiled_before_the_first_frame_and_a_live_camera_never_waits(monkeypatch):
+  import time  # pylint: disable=g-import-not-at-top
+  pred = predictor.Predictor.from_export('synthetic')     # its own: methods patched below
+  events, stall = [], {'left': 1}
+  compile_for, collect = predictor.Predictor.compile_for, predictor.Predictor.collect
+
+  def recording_compile(self, batch, h, w):
+    events.append(('compile', h, w))
+    return compile_for(self, batch, h, w)
+
+  def slow_collect(self, pending):           # one chunk as slow as a crowd pass on a CPU
+    events.append(('collect',))
+    if stall['left']:
+      stall['left'] -= 1
+      time.sleep(1.0)
+    return collect(self, pending)
+
+  monkeypatch.setattr(predictor.Predictor, 'compile_for', recording_compile)
+  monkeypatch.setattr(predictor.Predictor, 'collect', slow_collect)
+  camera = _SlowCamera(frames=80, fps=40)
+  _, stats = app.track_source(camera, pred, progress=False)
+  assert events[0] == ('compile', 240, 320) and events.count(('compile', 240, 320)) == 1
+  gaps = np.diff(camera.read_at)
+  assert len(camera.read_at) == 80 and gaps.max() < 0.25, gaps.max()   # never held up
+  assert stats['dropped_frames'] > 0, (stats, events[:6], gaps.max())
+  assert stats['frames'] + stats['dropped_frames'] == 80
+  assert stats['startup_s'] > 0 and stats['steady_fps'] > 0

@@ -71,13 +71,25 @@ def run_track(args) -> int:
                          in_flight=args.in_flight,
                          camera_motion=None if args.camera_motion is None
                          else args.camera_motion == 'on')
-  print(f'{res["frames"]} frames, {res["identities"]} identities, {res["fps"]:.1f} frames/s end to end'
-        f'; outputs in {os.path.abspath(args.out)}')
+  print(f'{res["frames"]} frames, {res["identities"]} identities; {rates(res)}; outputs in '
+        f'{os.path.abspath(args.out)}')
+  if res.get('dropped_frames'):
+    print(f'{res["dropped_frames"]} frames of the live source arrived while the model was '
+          'busy and were skipped (a camera is never made to wait)')
   if res.get('crowd_pass_frames'):
     print(f'the crowd pass (short side {res["crowd_size"]}) ran on {res["crowd_pass_frames"]} '
           'frames with a distant crowd; --crowd-size 0 runs one size on every frame')
   report_source_problems(args.source, res)
   return 0
+
+
+def rates(stats) -> str:
+  """The steady rate apart from the start-up (compilation for the frame size, which the
+  compilation cache shortens on a second run, and the first frame)."""
+  if stats['frames'] < 2:
+    return f'{stats["startup_s"]:.1f} s for its one frame (start-up included)'
+  return (f'{stats["steady_fps"]:.1f} frames/s steady after {stats["startup_s"]:.1f} s of '
+          'start-up (compiling for the frame size, the first frame)')
 
 
 def report_source_problems(source, stats) -> None:
@@ -108,11 +120,11 @@ def run_demo(args) -> int:
                  predictor=common.predictor(args), progress=not args.quiet)
   r = res['real']
   print(f'real clip ({os.path.basename(r["clip"])}, model {model}): {r["frames"]} frames, '
-        f'{r["identities"]} identities, {r["fps"]:.1f} frames/s end to end -> '
+        f'{r["identities"]} identities; {rates(r)} -> '
         f'{os.path.join(os.path.abspath(args.out), "real", "render.mp4")}')
   print('synthetic clip with exact ground truth (model synthetic):')
   print(evaluation.format_table(res['metrics']))
   s = res['stats']
-  print(f'{s["frames"]} frames at {s["fps"]:.1f} frames/s end to end (tracker '
+  print(f'{s["frames"]} frames; {rates(s)} (tracker '
         f'{s["tracker_ms_per_frame"]:.2f} ms/frame); outputs in {os.path.abspath(args.out)}')
   return 0
