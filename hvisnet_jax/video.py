@@ -250,23 +250,72 @@ def render(frame: np.ndarray, id_map: np.ndarray, boxes=None, alpha: float = 0.5
 
 
 class VideoWriter:
-  """mp4 writer that writes to a temporary name and renames on close()."""
+  """An MP4 written to a temporary name and renamed on close().
 
-  def __init__(self, path: str, fps: float, size_hw: Tuple[int, int]):
+  codec 'h264': H.264 in yuv420p with the index at the front (what browsers, GitHub and
+  Colab's inline player play), encoded by the FFmpeg inside PyAV's wheel (libx264; OpenCV's
+  wheel has no H.264 encoder). Without PyAV it falls back to 'mp4v' with a warning:
+  OpenCV's MPEG-4 Part 2, which desktop players play and browsers do not. `self.codec`
+  says which was written.
+  """
+
+  def __init__(self, path: str, fps: float, size_hw: Tuple[int, int], codec: str = 'h264'):
     self.path, self.tmp = path, path + '.partial.mp4'
     h, w = size_hw
-    self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-    if not self.writer.isOpened():
-      raise VideoSourceError(f'{path}: cannot open an mp4 writer')
+    if codec == 'h264':
+      try:
+        import av  # pylint: disable=g-import-not-at-top
+      except ImportError:
+        logging.warning('%s: PyAV is not installed, so the video is MPEG-4 Part 2, which '
+                        'browsers do not play (pip install av for H.264)', path)
+        codec = 'mp4v'
+    self.codec, self.size_hw = codec, (h, w)
+    if codec == 'h264':
+      import fractions  # pylint: disable=g-import-not-at-top
+      self._container = av.open(self.tmp, 'w', format='mp4',
+                                options={'movflags': '+faststart'})
+      stream = self._container.add_stream(
+          'libx264', rate=fractions.Fraction(fps).limit_denominator(1001))
+      stream.width, stream.height = w + w % 2, h + h % 2      # yuv420p needs even sides
+      stream.pix_fmt = 'yuv420p'
+      stream.options = {'crf': '20', 'preset': 'veryfast'}
+      self._stream, self._av = stream, av
+    elif codec == 'mp4v':
+      self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+      if not self.writer.isOpened():
+        raise VideoSourceError(f'{path}: cannot open an mp4 writer')
+    else:
+      raise ValueError(f"codec must be 'h264' or 'mp4v', got {codec!r}")
 
   def write(self, rgb: np.ndarray):
-    self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if self.codec == 'mp4v':
+      self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+      return
+    h, w = rgb.shape[:2]
+    if (h % 2) or (w % 2):                    # repeat the last row / column
+      rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge')
+    frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
+    for packet in self._stream.encode(frame):
+      self._container.mux(packet)
+
+  def _release(self, flush: bool):
+    if self.codec == 'mp4v':
+      self.writer.release()
+      return
+    try:
+      if flush:
+        for packet in self._stream.encode():
+          self._container.mux(packet)
+    finally:
+      self._container.close()
 
   def close(self):
-    self.writer.release()
+    self._release(flush=True)
     os.replace(self.tmp, self.path)
 
   def abort(self):
-    self.writer.release()
-    if os.path.exists(self.tmp):
-      os.remove(self.tmp)
+    try:
+      self._release(flush=False)
+    finally:
+      if os.path.exists(self.tmp):
+        os.remove(self.tmp)

@@ -259,9 +259,10 @@ class Video:
     return seq
 
   def write_mp4(self, path: str, fps: float = 10.0) -> None:
-    """The frames as an mp4 (what `hvisnet track` reads)."""
+    """The frames as an mp4 (what `hvisnet track` reads). MPEG-4 Part 2, as the synthetic
+    figures were measured on: its compression is part of what the model sees."""
     from hvisnet_jax import video as video_lib  # pylint: disable=g-import-not-at-top
-    writer = video_lib.VideoWriter(path, fps, self.frames[0].shape[:2])
+    writer = video_lib.VideoWriter(path, fps, self.frames[0].shape[:2], codec='mp4v')
     for f in self.frames:
       writer.write(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
     writer.close()

@@ -59,6 +59,15 @@ def test_demo_writes_everything_and_scores(tmp_path, capsys):
   assert 'COMBINED' in out
   cap = cv2.VideoCapture(str(tmp_path / 'render.mp4'))
   assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
+  # What browsers play (benchmarks/browser_playback.py plays it in Chromium): H.264 in
+  # yuv420p, its index before the media data so that playback starts before the download ends.
+  import av  # pylint: disable=g-import-not-at-top
+  for render in (real / 'render.mp4', tmp_path / 'render.mp4'):
+    with av.open(str(render)) as c:
+      ctx = c.streams.video[0].codec_context
+      assert (ctx.name, ctx.pix_fmt) == ('h264', 'yuv420p')
+    head = render.read_bytes()
+    assert 0 <= head.find(b'moov') < head.find(b'mdat'), render
 
 
 def test_track_folder_with_a_corrupt_frame(tmp_path, clip_dir, default_predictor):
