@@ -10,6 +10,8 @@ import os
 # Library lines that describe their own internals on a run that went well.
 _NOISE = (
     'Metadata file does not exist',      # orbax, reading a checkpoint saved without it
+    'Using custom data configuration',   # TFDS, for every builder config it was given
+    'Variant folder',                    # TFDS, looking for a dataset before building it
 )
 
 
