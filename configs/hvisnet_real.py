@@ -14,9 +14,10 @@ data_pipelines/recipe.py) and a schedule long enough to start from the backbone 
 - `clips`: real videos pseudo-labelled by the YOLOv5s-seg teacher (every 2nd frame, at
   most 60 a clip); the held-out clips (the demo, the README's pictures, the tracking
   benchmark's) are excluded by name.
-- `crowds`: the training parts of the Mall camera and ShanghaiTech B, pseudo-labelled, with
-  every head point no labelled person claims as an ignore region (a person the teacher
-  missed is not background).
+- `crowds`: the training parts of the Mall camera (a frame every few seconds) and
+  ShanghaiTech B (photos), pseudo-labelled frame by frame, with every head point no
+  labelled person claims as an ignore region (a person the teacher missed is not
+  background).
 - `coco_people`, `coco_mini`: COCO-2017 train photos with their real person masks (crowd
   regions as ignore regions); coco_mini's val2017 part is the measure and never read.
 - `ccp`: full-body street photos with exact masks (the train part; val is the measure).
@@ -45,7 +46,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
                         weight=2.0)
   d.recipe.crowds = dict(kind='pseudo', sources=('real/crowd_mall_train/images',
                                                  'real/crowd_shtech_b_train/images'),
-                         exclude=(), every=1, max_frames=0, heads=True, min_track_len=1,
+                         exclude=(), every=1, max_frames=0, heads=True, photos=True,
                          weight=1.0)
   d.recipe.coco_people = dict(kind='coco', sources=('real/coco_train_people',),
                               annotations='instances_train2017_people.json', images='images',

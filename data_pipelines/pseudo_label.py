@@ -60,6 +60,11 @@ class Options:
   # no labelled person claims marks a person the teacher missed; it becomes an ignore
   # region, so the student is not taught that person is background.
   heads: bool = False
+  # Frames that are unrelated photographs (or a camera sampled seconds apart): nothing
+  # links them, so every detection scoring >= new_track_thresh is a person of its own in
+  # its frame (tracked linking would join strangers across photos, or leave a person
+  # unlabelled whose track never confirmed).
+  photos: bool = False
 
   def key(self) -> dict:
     return dataclasses.asdict(self)
@@ -147,10 +152,17 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
                   [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality])
       frames.append(name)
       det = teacher.detect(rgb)
-      strong = det.scores >= opts.low_thresh
-      trk.update(det.boxes[strong], det.scores[strong],
-                 teacher_lib.appearance(rgb, det.boxes[strong]))
-      assign = {int(np.flatnonzero(strong)[d]): tid for d, tid in _current_assignment(trk).items()}
+      if opts.photos:
+        people = np.flatnonzero(det.scores >= opts.new_track_thresh)
+        assign = {int(d): len(per_track) + 1 + j for j, d in enumerate(people)}
+        for tid in assign.values():
+          per_track.setdefault(tid, {})
+      else:
+        strong = det.scores >= opts.low_thresh
+        trk.update(det.boxes[strong], det.scores[strong],
+                   teacher_lib.appearance(rgb, det.boxes[strong]))
+        assign = {int(np.flatnonzero(strong)[d]): tid
+                  for d, tid in _current_assignment(trk).items()}
       seen.append([([float(v) for v in det.boxes[d]], assign.get(d, 0))
                    for d in range(len(det.boxes))])
       if assign:
@@ -168,7 +180,8 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
     reader.close()
     if bar:
       bar.close()
-  kept = {tid: f for tid, f in per_track.items() if len(f) >= opts.min_track_len}
+  least = 1 if opts.photos else opts.min_track_len
+  kept = {tid: f for tid, f in per_track.items() if len(f) >= least}
   # People the teacher saw but that carry no label (weak, unlinked or too short a track):
   # ignore regions, so that training does not learn them as background.
   ignore = {str(t): [box for box, tid in dets if tid not in kept or t not in kept[tid]]

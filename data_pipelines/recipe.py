@@ -11,12 +11,13 @@ A part:
   sources     pseudo: globs relative to data.root (videos or image folders); exclude: globs
               left out (held-out footage). coco: one folder relative to data.root.
   annotations coco: the JSON relative to the folder; images: its image folder.
-  every, max_frames, heads, min_track_len: pseudo_label.Options fields (pseudo).
+  every, max_frames, heads, photos, min_track_len: pseudo_label.Options fields (pseudo).
   weight      its share of the training pairs.
 """
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import glob
 import os
 from typing import List, Tuple
@@ -24,7 +25,7 @@ from typing import List, Tuple
 from hvisnet_jax.data_pipelines import builders, pseudo_label
 
 KINDS = ('pseudo', 'coco')
-_PSEUDO_OPTIONS = ('every', 'max_frames', 'heads', 'min_track_len')
+_PSEUDO_OPTIONS = ('every', 'max_frames', 'heads', 'photos', 'min_track_len')
 
 
 def _part_sources(root: str, name: str, part) -> List[str]:
@@ -74,7 +75,11 @@ def prepare(data_cfg, workdir: str, log=print) -> Tuple[str, Tuple[float, ...]]:
       stats = pseudo_label.run(sources, labels, opts, progress=_progress(), log=log)
       log(f'data.recipe.{name}: {stats["frames"]} labelled frames, {stats["tracks"]} tracks '
           f'({stats["labelled"]} sources labelled now, {stats["done_before"]} before)')
-      b = builders.build('ytvis', labels, os.path.join(base, 'tfds'), config_name='person')
+      # Built once per version of the labels: new sources or options make a new dataset.
+      with open(os.path.join(labels, 'annotations.json'), 'rb') as f:
+        version = hashlib.sha256(f.read()).hexdigest()[:12]
+      b = builders.build('ytvis', labels, os.path.join(base, f'tfds-{version}'),
+                         config_name='person')
     else:
       b = builders.build('coco', os.path.join(root, part.sources[0]), os.path.join(base, 'tfds'),
                          splits={'train': part.annotations}, images=part.get('images', ''),

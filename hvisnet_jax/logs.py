@@ -12,6 +12,7 @@ _NOISE = (
     'Metadata file does not exist',      # orbax, reading a checkpoint saved without it
     'Using custom data configuration',   # TFDS, for every builder config it was given
     'Variant folder',                    # TFDS, looking for a dataset before building it
+    '`TensorInfo.dtype` is deprecated', # TFDS's own code, reading a dataset
 )
 
 

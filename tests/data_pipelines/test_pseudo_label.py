@@ -149,3 +149,61 @@ def test_pseudo_label_into_a_bucket_resumes_from_it(tmp_path, shared_data, ssdli
   again = pseudo_label.run([src], gcs_dir, opts, teacher=ssdlite_teacher)
   assert again['done_before'] == 1 and again['labelled'] == 0
   assert os.listdir(tmp_path) == []                     # no local 'gs:' folder
+
+
+class _BoxTeacher:
+  """A teacher that sees the same two people in every frame: a clear one and a faint one
+  (score 0.3, under the 0.5 that makes a person), masks filling their boxes."""
+  BOXES = np.array([[20, 10, 45, 90], [90, 20, 120, 100]], np.float32)
+  SCORES = np.array([0.9, 0.3], np.float32)
+
+  def detect(self, rgb):
+    from hvisnet_jax.data_pipelines import teacher as teacher_lib
+    return teacher_lib.Detections(self.BOXES.copy(), self.SCORES.copy())
+
+  def masks(self, rgb, boxes, scores):
+    label = np.full(rgb.shape[:2], -1, np.int32)
+    for j, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
+      label[y1:y2, x1:x2] = j
+    return label
+
+
+def test_photos_are_labelled_one_by_one_and_unclaimed_heads_are_ignored(tmp_path):
+  from hvisnet_jax.data_pipelines import pseudo_label
+  src = tmp_path / 'crowd' / 'images'
+  src.mkdir(parents=True)
+  for name in ('a.jpg', 'b.jpg'):
+    cv2.imwrite(str(src / name), np.full((120, 160, 3), 128, np.uint8))
+  heads = {'a.jpg': [[30, 20], [140, 15]], 'b.jpg': [[32, 22]]}
+  (tmp_path / 'crowd' / 'heads.json').write_text(json.dumps(heads))
+  opts = pseudo_label.Options(heads=True, photos=True)
+  stats = pseudo_label.run([str(src)], str(tmp_path / 'pl'), opts, teacher=_BoxTeacher())
+  assert stats['tracks'] == 2                       # the clear person, once in each photo
+  part = json.load(open(tmp_path / 'pl' / 'parts' / 'crowd.json'))
+  assert [sorted(int(t) for t in f) for f in part['tracks'].values()] == [[0], [1]]
+  # Photo a: the faint person's box and the head at (140, 15), which nobody claims; the
+  # head at (30, 20) is the clear person's. Photo b: only the faint person.
+  ignore_a = part['ignore']['0']
+  assert [90, 20, 120, 100] in [[round(v) for v in b] for b in ignore_a]
+  unclaimed = [b for b in ignore_a if b[0] <= 140 <= b[2] and b[1] <= 15 <= b[3]]
+  assert len(ignore_a) == 2 and len(unclaimed) == 1
+  assert len(part['ignore']['1']) == 1
+  # A file without an entry in heads.json is refused, naming both.
+  cv2.imwrite(str(src / 'c.jpg'), np.full((120, 160, 3), 128, np.uint8))
+  with pytest.raises(ValueError, match=r"heads.json: no entry for 'c.jpg'"):
+    pseudo_label.run([str(src)], str(tmp_path / 'pl2'), opts, teacher=_BoxTeacher())
+
+
+def test_unclaimed_head_regions_take_their_size_from_the_neighbours():
+  from hvisnet_jax.data_pipelines import pseudo_label
+  pts = np.array([[100.0, 50.0], [130.0, 50.0], [160.0, 50.0]])
+  boxes = pseudo_label.unclaimed_head_regions(pts, [], (480, 640))
+  assert len(boxes) == 3
+  x1, y1, x2, y2 = boxes[1]                       # neighbours 30 px away: a 10 px head
+  assert (x2 - x1, y2 - y1) == pytest.approx((24.0, 68.0))
+  assert x1 < 130 < x2 and y1 < 50 < y2
+  # Claimed by a person whose box holds the head in its top third: no region.
+  assert pseudo_label.unclaimed_head_regions(pts[:1], [[80, 40, 40, 120]], (480, 640)) == []
+  # A head low in a person's box is another person's (in front of or behind it).
+  assert len(pseudo_label.unclaimed_head_regions(np.array([[100.0, 140.0]]),
+                                                 [[80, 40, 40, 120]], (480, 640))) == 1
