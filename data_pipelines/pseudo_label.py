@@ -67,7 +67,10 @@ class Options:
   photos: bool = False
 
   def key(self) -> dict:
-    return dataclasses.asdict(self)
+    """What a part was labelled with (a rerun relabels a source only when it differs).
+    The switches heads and photos appear only when on: off, they change nothing."""
+    return {k: v for k, v in dataclasses.asdict(self).items()
+            if v or k not in ('heads', 'photos')}
 
 
 def source_name(source: str) -> str:
@@ -376,7 +379,9 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
     if os.path.isfile(part_path):
       with open(part_path) as f:
         part = json.load(f)
-      if part.get('options') == opts.key():
+      stored = {k: v for k, v in (part.get('options') or {}).items()
+                if v or k not in ('heads', 'photos')}
+      if stored == opts.key():
         stats['done_before'] += 1
         parts.append(part)
         continue

@@ -21,6 +21,7 @@ def write_text(path: str, text: str) -> None:
     raise OSError(e.errno, f'{path}: cannot write in {parent} ({e.strerror}); check that the '
                   'folder is writable and the disk has room') from None
   try:
+    os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 -> what open() would give
     with os.fdopen(fd, 'w') as f:
       f.write(text)
     os.replace(tmp, path)
@@ -72,6 +73,12 @@ def folder_lock(folder: str, what: str, option: str):
     os.close(fd)                        # releases the flock
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def staging_dir(parent: str, prefix: str) -> str:
   """A new hidden folder in `parent` to assemble an output in before renaming it into place.
 
@@ -79,7 +86,5 @@ def staging_dir(parent: str, prefix: str) -> str:
   would give (0777 less the umask), so other users and tools can read it as usual.
   """
   tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
-  mask = os.umask(0)
-  os.umask(mask)
-  os.chmod(tmp, 0o777 & ~mask)
+  os.chmod(tmp, 0o777 & ~_umask())
   return tmp

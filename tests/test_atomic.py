@@ -27,3 +27,12 @@ def test_a_full_disk_names_the_target_not_a_temporary_and_keeps_the_old_file(tmp
   assert str(target) in str(e.value) and '.partial' not in str(e.value)
   assert 'Check free space' in str(e.value)
   assert target.read_text() == 'old' and os.listdir(tmp_path) == ['m.json']
+
+
+def test_written_files_and_staged_folders_get_the_usual_modes(tmp_path):
+  umask = os.umask(0)
+  os.umask(umask)
+  atomic.write_text(str(tmp_path / 'a.json'), '{}')
+  assert os.stat(tmp_path / 'a.json').st_mode & 0o777 == 0o666 & ~umask
+  d = atomic.staging_dir(str(tmp_path), '.x-')
+  assert os.stat(d).st_mode & 0o777 == 0o777 & ~umask
