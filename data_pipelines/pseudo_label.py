@@ -349,8 +349,11 @@ def check_out_dir(out_dir: str) -> None:
 
 
 def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
-        progress: Optional[Callable] = None, log=print) -> dict:
+        progress: Optional[Callable] = None, log=print, add: bool = False) -> dict:
   """Labels every source not already done in out_dir, then (re)writes the annotation files.
+
+  An out_dir holding labels of other sources is refused (the annotation files would lose
+  them) unless `add`: then they stay, and the new sources join them.
 
   A bucket `out_dir` (gs://...) is labelled in a local copy of what it already holds (so
   finished sources are not labelled again), then uploaded with annotations.json last.
@@ -358,7 +361,7 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
   if storage.is_remote(out_dir):
     with tempfile.TemporaryDirectory(prefix='hvisnet-pl-') as tmp:
       storage.download_tree(out_dir, tmp)
-      stats = run(sources, tmp, opts, teacher=teacher, progress=progress, log=log)
+      stats = run(sources, tmp, opts, teacher=teacher, progress=progress, log=log, add=add)
       storage.upload_tree(tmp, out_dir, last=('annotations.json',))
     return stats
   for s in sources:                      # check every input before the slow part
@@ -371,6 +374,13 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
                      'sources, so rename one')
   check_out_dir(out_dir)
   parts_dir = os.path.join(out_dir, 'parts')
+  others = sorted(f[:-len('.json')] for f in (os.listdir(parts_dir) if os.path.isdir(parts_dir)
+                                              else []) if f.endswith('.json')
+                  and f[:-len('.json')] not in names)
+  if others and not add:
+    raise FileExistsError(f'{out_dir}: holds the labels of other sources ({", ".join(others[:5])}'
+                          f'{" ..." if len(others) > 5 else ""}); pass them again, add --add '
+                          'to label the new ones beside them, or choose another --out')
   os.makedirs(parts_dir, exist_ok=True)
   stats = dict(done_before=0, labelled=0, without_people=0, skipped_frames=0, dropped_tracks=0)
   parts = []
@@ -395,6 +405,9 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
     stats['labelled'] += 1
     stats['skipped_frames'] += part['skipped_frames']
     stats['dropped_tracks'] += part['dropped_tracks']
+  for name in others:                    # --add: the earlier sources stay in the output
+    with open(os.path.join(parts_dir, f'{name}.json')) as f:
+      parts.append(json.load(f))
   with_people = [p for p in parts if p['tracks'] and p['frames']]
   stats['without_people'] = len(parts) - len(with_people)
   for p in parts:

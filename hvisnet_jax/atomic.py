@@ -41,6 +41,30 @@ class FolderBusyError(OSError):
   """Another run holds the folder (an OSError, like EBUSY)."""
 
 
+# What I/O failures say inside libraries that wrap them (orbax, TensorStore) in ValueError.
+_IO_WORDS = ('No space left', 'Read-only file system', 'Permission denied', 'Disk quota')
+
+
+@contextlib.contextmanager
+def errors_name(path: str):
+  """A write that fails inside (a full disk, a read-only or foreign-owned folder) is
+  reported as `path`'s, the user's name for the output, not as the hidden temporary name
+  beside it where the work happens; the caller has removed what it staged."""
+  try:
+    yield
+  except FolderBusyError:
+    raise
+  except (OSError, ValueError) as e:
+    if isinstance(e, ValueError) and not any(w in str(e) for w in _IO_WORDS):
+      raise
+    if isinstance(e, OSError) and e.filename is None and path in str(e):
+      raise                                  # already names the user's path
+    cause = getattr(e, 'strerror', None) or next((w for w in _IO_WORDS if w in str(e)), str(e))
+    raise OSError(getattr(e, 'errno', None) or 0,
+                  f'{path}: could not be written ({cause}); nothing was changed there. Check '
+                  'free space and permissions') from None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str, what: str, option: str):
   """Holds FOLDER/.lock while one run writes there; a second run stops at once, naming the
@@ -85,6 +109,7 @@ def staging_dir(parent: str, prefix: str) -> str:
   mkdtemp makes it private (0700); the output it becomes gets the mode a plain mkdir
   would give (0777 less the umask), so other users and tools can read it as usual.
   """
-  tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+  with errors_name(parent):
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
   os.chmod(tmp, 0o777 & ~_umask())
   return tmp

@@ -83,6 +83,8 @@ def main(argv):
         os.sep + 'hvisnet_jax' + os.sep in r.pathname)
   config = _CONFIG.value
   storage.check_reachable(_WORKDIR.value, '--workdir')
+  from hvisnet_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
+  checkpoints.check_workdir(_WORKDIR.value)       # before any data or model is built
   if config.data.get('recipe'):
     config = _prepare_recipe(config, _WORKDIR.value)
   try:

@@ -40,9 +40,22 @@ def _is_run_output(name: str) -> bool:
   return name in RUN_OUTPUTS or (name.startswith('person') and name.endswith('.txt'))
 
 
-def check_output_dir(out_dir: str, overwrite: bool = False) -> None:
+def run_kind(entries) -> Optional[str]:
+  """Which command wrote a folder of run outputs: 'track', 'demo' or 'extract-person'."""
+  entries = set(entries)
+  if entries and entries <= {'real', 'synthetic'}:
+    return 'demo'
+  if 'summary.json' in entries:
+    return 'extract-person'
+  if entries & {'tracks.txt', 'stats.json', 'results.json'}:
+    return 'track'
+  return None
+
+
+def check_output_dir(out_dir: str, overwrite: bool = False, kind: str = 'track') -> None:
   """Before any slow work: --out can be written, and holds no earlier run unless `overwrite`
-  (then that run is replaced whole). Files that no hvisnet run writes are never replaced."""
+  (then that run is replaced whole) and that run is this command's own (`kind`). Files
+  that no hvisnet run writes, and other commands' outputs, are never replaced."""
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise FileExistsError(f'{out_dir}: exists and is not a folder; choose another --out')
   if os.path.isdir(out_dir):
@@ -51,6 +64,12 @@ def check_output_dir(out_dir: str, overwrite: bool = False) -> None:
     if foreign:
       raise FileExistsError(f'{out_dir}: holds files that are not an hvisnet run '
                             f'({", ".join(foreign[:5])}); choose a new or empty --out')
+    other = run_kind(entries)
+    if entries and other != kind:
+      raise FileExistsError(f'{out_dir}: holds the output of hvisnet {other or "runs"} '
+                            f'({", ".join(entries[:5])}); hvisnet {kind} writes only into a '
+                            f'new or empty folder or its own earlier output: choose another '
+                            '--out')
     if entries and not overwrite:
       raise FileExistsError(f'{out_dir}: holds an earlier run ({", ".join(entries)}); pass '
                             '--overwrite to replace it, or choose another --out')
@@ -89,18 +108,18 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def staged_output(out_dir: str, overwrite: bool = False):
+def staged_output(out_dir: str, overwrite: bool = False, kind: str = 'track'):
   """Yields a temporary folder inside out_dir; only if the block completes does the run in
   it replace out_dir's earlier run, whole (no file of an older run is left beside the new
   ones). An interrupted or failed run leaves no complete-looking files behind, and no
   out_dir it had to create."""
-  check_output_dir(out_dir, overwrite)
+  check_output_dir(out_dir, overwrite, kind)
   created = not os.path.isdir(out_dir)
   try:
     # One run at a time per --out: a second one stops at once (two runs finishing would
     # replace each other's results silently).
     with atomic.folder_lock(out_dir, 'hvisnet run writing there', '--out'):
-      check_output_dir(out_dir, overwrite)          # as it is now that we hold it
+      check_output_dir(out_dir, overwrite, kind)    # as it is now that we hold it
       _remove_stale_partials(out_dir)
       tmp = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-', dir=out_dir)
       try:
@@ -535,7 +554,8 @@ DEMO_CLIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 
 def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, seed: int = 7,
          preset: str = 'easy', predictor=None, synthetic_predictor=None,
-         real_clip: Optional[str] = DEMO_CLIP, progress: bool = True) -> Dict:
+         real_clip: Optional[str] = DEMO_CLIP, progress: bool = True,
+         overwrite: bool = False) -> Dict:
   """The built-in main job, two clips:
 
   real/       the real clip shipped with the package -> `predictor` (default: the built-in
@@ -549,7 +569,7 @@ def demo(out_dir: str, frames: int = 48, height: int = 240, width: int = 320, se
   synthetic_predictor = synthetic_predictor or predictor_lib.Predictor.from_export('synthetic')
   video = synth.render_video(seed, 0, frames, height, width, preset)
   out = {}
-  with staged_output(out_dir, overwrite=True) as tmp:      # a demo replaces the last demo
+  with staged_output(out_dir, overwrite, kind='demo') as tmp:
     if real_clip:
       real = track_to_dir(real_clip, predictor, os.path.join(tmp, 'real'), save_video=True,
                           progress=progress)

@@ -385,12 +385,22 @@ def read_ytvis(gt_path: str, pred_path: str):
     videos[v['id']] = (name, n, h, w)
     gts[v['id']] = Sequence.empty(name, n, h, w, gt_path)
     outs[v['id']] = Sequence.empty(name, n, h, w, pred_path, with_scores=True)
+  first_of = {}                          # (video, identity) -> the annotation that has it
   for i, ann in enumerate(gt['annotations']):
+    if not isinstance(ann, dict):
+      raise EvalInputError(f'{gt_path}: annotations[{i}]: expected an object, got '
+                           f'{type(ann).__name__} {str(ann)[:40]!r}')
     where = f'{gt_path}: annotations[{i}] (id {ann.get("id")})'
     cls = IGNORE if ann.get('iscrowd') else PEDESTRIAN
     if cls == PEDESTRIAN and not isinstance(ann.get('id'), int):
       raise EvalInputError(f'{gt_path}: annotations[{i}]: expected an integer "id" (the '
                            f'identity), got {ann.get("id")!r}')
+    if cls == PEDESTRIAN:
+      key = (ann.get('video_id'), ann['id'])
+      if key in first_of:
+        raise EvalInputError(f'{where}: id {ann["id"]} repeats annotations[{first_of[key]}] '
+                             f'in video {key[0]}; each identity is one annotation per video')
+      first_of[key] = i
     obj = int(ann['id']) if cls == PEDESTRIAN else 10000 + i
     for vid, t, rle in _ytvis_masks(ann, where, videos, person, '"videos"'):
       gts[vid].add(t, obj, rle, cls)
@@ -422,6 +432,9 @@ def _ytvis_video(v, where):
 def _ytvis_masks(record, where, videos, person, videos_source):
   """Yields (video_id, frame, RLE) of one YouTube-VIS record of the person category,
   checking its video id and its per-frame segmentation count."""
+  if not isinstance(record, dict):
+    raise EvalInputError(f'{where}: expected an object with "video_id", "category_id" and '
+                         f'"segmentations", got {type(record).__name__} {str(record)[:40]!r}')
   if record.get('video_id') not in videos:
     raise EvalInputError(f'{where}: video_id {record.get("video_id")} is not in '
                          f'{videos_source}')

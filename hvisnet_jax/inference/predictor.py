@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
 import tempfile
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
@@ -370,7 +371,6 @@ class Predictor:
     A remote `directory` (gs://...) is written locally, then uploaded with config.json last;
     an earlier export there loses its config.json first, so no half-replaced export loads.
     """
-    import shutil  # pylint: disable=g-import-not-at-top
     directory = storage.location(directory)
     if storage.exists(directory) and not _replaceable_export(directory):
       raise FileExistsError(
@@ -395,23 +395,29 @@ class Predictor:
     os.makedirs(parent, exist_ok=True)
     tmp = atomic.staging_dir(parent, f'.{name}.partial-')
     try:
-      variables = self.variables
-      if dtype != 'float32':
-        variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
-                                 if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
-      export_lib.save_variables(os.path.join(tmp, 'variables'), variables)
-      with open(os.path.join(tmp, 'config.json'), 'w') as f:
-        f.write(self.config.to_json(indent=2, sort_keys=True))
-      if train_log:
-        shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
-      old = None
-      if os.path.lexists(directory):       # an earlier export (checked above): set it aside
-        old = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.old-')
-        os.replace(directory, os.path.join(old, name))
-      os.replace(tmp, directory)
+      with atomic.errors_name(directory):
+        self._write_export(tmp, directory, parent, name, train_log, dtype)
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise
+
+  def _write_export(self, tmp, directory, parent, name, train_log, dtype):
+    """Fills the staging folder `tmp`, then swaps it in for `directory` (an earlier export
+    is set aside first and removed once the new one is in place)."""
+    variables = self.variables
+    if dtype != 'float32':
+      variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
+                               if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
+    export_lib.save_variables(os.path.join(tmp, 'variables'), variables)
+    with open(os.path.join(tmp, 'config.json'), 'w') as f:
+      f.write(self.config.to_json(indent=2, sort_keys=True))
+    if train_log:
+      shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
+    old = None
+    if os.path.lexists(directory):       # an earlier export (checked above): set it aside
+      old = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.old-')
+      os.replace(directory, os.path.join(old, name))
+    os.replace(tmp, directory)
     if old:
       shutil.rmtree(old, ignore_errors=True)
 

@@ -36,9 +36,10 @@ def load_state_dict(path: str) -> Dict[str, np.ndarray]:
       return {k: np.asarray(z[k]) for k in z.files}
   try:
     import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(f'{path}: reading PyTorch files needs torch (pip install '
-                      'torch==2.13.0), or save the state_dict as .npz') from e
+  except ImportError:
+    raise ConversionError(f'{path}: reading PyTorch files needs torch, which hvisnet does '
+                          'not install: pip install torch==2.13.0 (CPU), or save the '
+                          'state_dict as .npz where torch is installed') from None
   try:
     obj = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # torch raises many types for corrupt files

@@ -348,81 +348,88 @@ def write_dataset(out_dir: str, videos: int, frames: int, height: int, width: in
   os.makedirs(parent, exist_ok=True)
   tmp = atomic.staging_dir(parent, '.synth-')
   try:
-    ann = {'info': {'description': f'hvisnet-jax synthetic {preset} videos, seed {seed}'},
-           'categories': [{'id': 1, 'name': 'person', 'supercategory': 'person'}],
-           'videos': [], 'annotations': []}
-    hmat = ground_homography(height, width)
-    os.makedirs(os.path.join(tmp, 'mots'))
-    os.makedirs(os.path.join(tmp, 'trajectories'))
-    np.savetxt(os.path.join(tmp, 'trajectories', 'H.txt'), hmat, fmt='%.10e')
-    stats = {'videos': videos, 'frames': 0, 'instances': 0, 'masks': 0}
-    for v in range(videos):
-      video = render_video(seed, v, frames, height, width, preset)
-      vdir = os.path.join(tmp, 'JPEGImages', video.name)
-      os.makedirs(vdir)
-      names = []
-      for t, img in enumerate(video.frames):
-        ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        assert ok
-        with open(os.path.join(vdir, f'{t:05d}.jpg'), 'wb') as f:
-          f.write(buf.tobytes())
-        names.append(f'{video.name}/{t:05d}.jpg')
-      vid = v + 1
-      ann['videos'].append({'id': vid, 'name': video.name, 'file_names': names,
-                            'height': height, 'width': width, 'length': frames})
-      mots_lines, traj_rows = [], []
-      for pid in sorted(video.masks):
-        seq_masks = video.masks[pid]
-        if all(m is None for m in seq_masks):
-          continue
-        segs, boxes, areas = [], [], []
-        for t, m in enumerate(seq_masks):
-          if m is None:
-            segs.append(None), boxes.append(None), areas.append(None)
-            continue
-          rle = evaluation.encode_mask(m)
-          counts = rle['counts'].decode()
-          segs.append({'size': [height, width], 'counts': counts})
-          boxes.append([float(b) for b in mask_utils.toBbox(rle)])
-          areas.append(float(mask_utils.area(rle)))
-          obj = evaluation.mots_object_id(pid)
-          mots_lines.append((t + 1, obj, f'{t + 1} {obj} 2 {height} {width} {counts}'))
-          stats['masks'] += 1
-        ann['annotations'].append({'id': len(ann['annotations']) + 1, 'video_id': vid,
-                                   'category_id': 1, 'iscrowd': 0, 'height': height,
-                                   'width': width, 'segmentations': segs, 'bboxes': boxes,
-                                   'areas': areas, 'track_id': pid})
-        stats['instances'] += 1
-        feet = video.feet[pid]
-        for t, foot in enumerate(feet):
-          if foot is None:
-            continue
-          wx, wy = _to_world(hmat, foot)
-          nxt = feet[t + 1] if t + 1 < len(feet) and feet[t + 1] is not None else foot
-          nx, ny = _to_world(hmat, nxt)
-          traj_rows.append((t, pid, wx, 0.0, wy, nx - wx, 0.0, ny - wy))
-      with open(os.path.join(tmp, 'mots', f'{video.name}.txt'), 'w') as f:
-        f.writelines(line + '\n' for _, _, line in sorted(mots_lines))
-      with open(os.path.join(tmp, 'trajectories', f'{video.name}.txt'), 'w') as f:
-        for r in sorted(traj_rows):
-          f.write(f'{r[0]:.8e} {r[1]:.8e} ' + ' '.join(f'{x:.8e}' for x in r[2:]) + '\n')
-      stats['frames'] += frames
-      if progress:
-        progress(v + 1, videos)
-    with open(os.path.join(tmp, 'annotations.json'), 'w') as f:
-      json.dump(ann, f)
-    with open(os.path.join(tmp, SYNTH_MARKER), 'w') as f:
-      f.write('written by hvisnet synth; a later synth run may replace this folder\n')
-    old = None
-    if os.path.lexists(out_dir):               # empty or an earlier synth output (checked)
-      old = tempfile.mkdtemp(prefix='.synth-old-', dir=parent)
-      os.replace(out_dir, os.path.join(old, 'previous'))
-    os.replace(tmp, out_dir)
-    if old:
-      shutil.rmtree(old, ignore_errors=True)
+    with atomic.errors_name(out_dir):
+      return _write_into(tmp, out_dir, parent, videos, frames, height, width, preset, seed,
+                         progress)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+
+
+def _write_into(tmp, out_dir, parent, videos, frames, height, width, preset, seed, progress):
+  """write_dataset's work in the staging folder `tmp`, swapped in for out_dir at the end."""
+  ann = {'info': {'description': f'hvisnet-jax synthetic {preset} videos, seed {seed}'},
+         'categories': [{'id': 1, 'name': 'person', 'supercategory': 'person'}],
+         'videos': [], 'annotations': []}
+  hmat = ground_homography(height, width)
+  os.makedirs(os.path.join(tmp, 'mots'))
+  os.makedirs(os.path.join(tmp, 'trajectories'))
+  np.savetxt(os.path.join(tmp, 'trajectories', 'H.txt'), hmat, fmt='%.10e')
+  stats = {'videos': videos, 'frames': 0, 'instances': 0, 'masks': 0}
+  for v in range(videos):
+    video = render_video(seed, v, frames, height, width, preset)
+    vdir = os.path.join(tmp, 'JPEGImages', video.name)
+    os.makedirs(vdir)
+    names = []
+    for t, img in enumerate(video.frames):
+      ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+      assert ok
+      with open(os.path.join(vdir, f'{t:05d}.jpg'), 'wb') as f:
+        f.write(buf.tobytes())
+      names.append(f'{video.name}/{t:05d}.jpg')
+    vid = v + 1
+    ann['videos'].append({'id': vid, 'name': video.name, 'file_names': names,
+                          'height': height, 'width': width, 'length': frames})
+    mots_lines, traj_rows = [], []
+    for pid in sorted(video.masks):
+      seq_masks = video.masks[pid]
+      if all(m is None for m in seq_masks):
+        continue
+      segs, boxes, areas = [], [], []
+      for t, m in enumerate(seq_masks):
+        if m is None:
+          segs.append(None), boxes.append(None), areas.append(None)
+          continue
+        rle = evaluation.encode_mask(m)
+        counts = rle['counts'].decode()
+        segs.append({'size': [height, width], 'counts': counts})
+        boxes.append([float(b) for b in mask_utils.toBbox(rle)])
+        areas.append(float(mask_utils.area(rle)))
+        obj = evaluation.mots_object_id(pid)
+        mots_lines.append((t + 1, obj, f'{t + 1} {obj} 2 {height} {width} {counts}'))
+        stats['masks'] += 1
+      ann['annotations'].append({'id': len(ann['annotations']) + 1, 'video_id': vid,
+                                 'category_id': 1, 'iscrowd': 0, 'height': height,
+                                 'width': width, 'segmentations': segs, 'bboxes': boxes,
+                                 'areas': areas, 'track_id': pid})
+      stats['instances'] += 1
+      feet = video.feet[pid]
+      for t, foot in enumerate(feet):
+        if foot is None:
+          continue
+        wx, wy = _to_world(hmat, foot)
+        nxt = feet[t + 1] if t + 1 < len(feet) and feet[t + 1] is not None else foot
+        nx, ny = _to_world(hmat, nxt)
+        traj_rows.append((t, pid, wx, 0.0, wy, nx - wx, 0.0, ny - wy))
+    with open(os.path.join(tmp, 'mots', f'{video.name}.txt'), 'w') as f:
+      f.writelines(line + '\n' for _, _, line in sorted(mots_lines))
+    with open(os.path.join(tmp, 'trajectories', f'{video.name}.txt'), 'w') as f:
+      for r in sorted(traj_rows):
+        f.write(f'{r[0]:.8e} {r[1]:.8e} ' + ' '.join(f'{x:.8e}' for x in r[2:]) + '\n')
+    stats['frames'] += frames
+    if progress:
+      progress(v + 1, videos)
+  with open(os.path.join(tmp, 'annotations.json'), 'w') as f:
+    json.dump(ann, f)
+  with open(os.path.join(tmp, SYNTH_MARKER), 'w') as f:
+    f.write('written by hvisnet synth; a later synth run may replace this folder\n')
+  old = None
+  if os.path.lexists(out_dir):               # empty or an earlier synth output (checked)
+    old = tempfile.mkdtemp(prefix='.synth-old-', dir=parent)
+    os.replace(out_dir, os.path.join(old, 'previous'))
+  os.replace(tmp, out_dir)
+  if old:
+    shutil.rmtree(old, ignore_errors=True)
   return stats
 
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 from typing import Any
 
 import flax
@@ -25,6 +26,60 @@ class ConfigMismatchError(ValueError):
 
 def _model_fingerprint(config) -> str:
   return config.model.to_json(sort_keys=True)
+
+
+# What `hvisnet train` writes in a workdir (and TensorBoard's events.out.tfevents.* files).
+TRAIN_OUTPUTS = ('checkpoints', 'config.json', 'metrics.jsonl', 'export', 'data', 'RUNNING')
+
+
+def _train_output(name: str) -> bool:
+  return name in TRAIN_OUTPUTS or name.startswith('events.out.tfevents') or name.startswith('.')
+
+
+def check_workdir(workdir: str) -> None:
+  """A workdir is new, empty or one `hvisnet train` made; anything else is refused by name
+  before the model is built (an export would be trained into, a user's folder filled)."""
+  if not storage.exists(workdir):
+    return
+  if not storage.isdir(workdir):
+    raise FileExistsError(f'--workdir {workdir}: exists and is not a folder')
+  entries = storage.listdir(workdir)
+  if 'variables' in entries and 'config.json' in entries:
+    raise FileExistsError(f'--workdir {workdir}: is an hvisnet export (config.json + '
+                          'variables/), not a training workdir; train into a new folder '
+                          f'(--config.train.init_from={workdir} starts from its weights)')
+  foreign = sorted(e for e in entries if not _train_output(e))
+  if foreign:
+    raise FileExistsError(f'--workdir {workdir}: holds files that hvisnet train did not write '
+                          f'({", ".join(foreign[:5])}); a workdir is new, empty or one that '
+                          'train made')
+  if 'config.json' in entries:
+    path = storage.join(workdir, 'config.json')
+    try:
+      saved = json.loads(storage.read_text(path))
+    except ValueError:
+      saved = None
+    if not (isinstance(saved, dict) and isinstance(saved.get('model'), dict)
+            and isinstance(saved.get('train'), dict)):
+      raise ValueError(f'{path}: not the config hvisnet train writes (a JSON object with '
+                       '"model" and "train"); a workdir is new, empty or one that train made')
+
+
+def remove_unfinished_start(workdir: str, wrote_config: bool) -> None:
+  """After a run that ended before its first checkpoint: what it wrote goes (config.json
+  when this run wrote it, metrics, events, an empty checkpoints/), so nothing is left that
+  looks like a started run."""
+  if storage.is_remote(workdir) or not os.path.isdir(workdir):
+    return
+  ckpt = os.path.join(workdir, 'checkpoints')
+  if os.path.isdir(ckpt) and any(e.isdigit() for e in os.listdir(ckpt)):
+    return                                  # a checkpoint exists: the run resumes from it
+  if os.path.isdir(ckpt):
+    shutil.rmtree(ckpt, ignore_errors=True)
+  for e in os.listdir(workdir):
+    if (e == 'config.json' and wrote_config) or e == 'metrics.jsonl' or e.startswith(
+        'events.out.tfevents'):
+      os.remove(os.path.join(workdir, e))
 
 
 def check_workdir_config(config, workdir):
@@ -121,9 +176,23 @@ def checkpoint_manager(workdir, tcfg):
 
 
 def save_checkpoint(mngr, state):
+  """Saves and waits. A save that fails (a full disk) leaves no temporary folder behind,
+  and the error names the workdir and the step training can resume from."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  mngr.save(int(state.step), args=ocp.args.StandardSave(state))
-  mngr.wait_until_finished()
+  directory = str(mngr.directory)
+  try:
+    mngr.save(int(state.step), args=ocp.args.StandardSave(state))
+    mngr.wait_until_finished()
+  except (OSError, ValueError, RuntimeError) as e:
+    if not storage.is_remote(directory) and os.path.isdir(directory):
+      for entry in os.listdir(directory):
+        if 'tmp' in entry and not entry.isdigit():        # orbax's unfinished save
+          shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+    raise OSError(getattr(e, 'errno', None) or 0,
+                  f'{directory}: the checkpoint of step {int(state.step)} could not be '
+                  f'written ({getattr(e, "strerror", None) or e}); its partial files were '
+                  f'removed. Free space or fix permissions, then run the same command to '
+                  f'resume from step {mngr.latest_step() or 0}') from None
 
 
 def restore_checkpoint(mngr, state, sharding=None):

@@ -199,8 +199,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: 
   exported to WORKDIR/export (what `hvisnet track --checkpoint` and from_export read).
   One run at a time per workdir (`workdir_lock`).
   """
+  checkpoints.check_workdir(workdir)
+  wrote_config = not storage.exists(storage.join(workdir, 'config.json'))
   with checkpoints.workdir_lock(workdir), preemption.Watcher() as notice:
-    return _train(config, workdir, source, stop_after, evaluators, notice)
+    try:
+      return _train(config, workdir, source, stop_after, evaluators, notice)
+    except BaseException:
+      if jax.process_index() == 0:
+        checkpoints.remove_unfinished_start(workdir, wrote_config)
+      raise
 
 
 def _train(config, workdir, source, stop_after, evaluators, notice):

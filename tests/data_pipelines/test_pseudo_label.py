@@ -110,8 +110,8 @@ def test_labelling_a_relative_source_never_touches_other_files_in_out(tmp_path, 
   monkeypatch.chdir(frames)
   for source in ('.', '..'):               # '.' named JPEGImages itself, '..' all of OUT
     stats = pseudo_label.run([source], str(out), pseudo_label.Options(), teacher=Nobody(),
-                             log=lambda *_: None)
-    assert stats['without_people'] == 1
+                             log=lambda *_: None, add=source == '..')
+    assert stats['without_people'] == (1 if source == '.' else 2)    # --add kept the first
   assert (out / 'JPEGImages' / 'other' / '00000.jpg').read_bytes() == b'another source'
   assert sorted(os.listdir(frames)) == ['0.jpg', '1.jpg', '2.jpg']
 
@@ -207,3 +207,25 @@ def test_unclaimed_head_regions_take_their_size_from_the_neighbours():
   # A head low in a person's box is another person's (in front of or behind it).
   assert len(pseudo_label.unclaimed_head_regions(np.array([[100.0, 140.0]]),
                                                  [[80, 40, 40, 120]], (480, 640))) == 1
+
+
+def test_an_earlier_output_of_other_sources_is_kept_only_on_purpose(tmp_path):
+  from hvisnet_jax.data_pipelines import pseudo_label
+  srcs = []
+  for name in ('first', 'second'):
+    d = tmp_path / name
+    d.mkdir()
+    for i in range(2):
+      cv2.imwrite(str(d / f'{i}.jpg'), np.full((120, 160, 3), 128, np.uint8))
+    srcs.append(str(d))
+  out = tmp_path / 'pl'
+  opts = pseudo_label.Options(photos=True)
+  pseudo_label.run(srcs[:1], str(out), opts, teacher=_BoxTeacher())
+  before = (out / 'annotations.json').read_bytes()
+  with pytest.raises(FileExistsError, match=r'holds the labels of other sources \(first\)'):
+    pseudo_label.run(srcs[1:], str(out), opts, teacher=_BoxTeacher())
+  assert (out / 'annotations.json').read_bytes() == before
+  stats = pseudo_label.run(srcs[1:], str(out), opts, teacher=_BoxTeacher(), add=True)
+  assert stats['videos'] == 2 and stats['done_before'] == 0
+  names = [v['name'] for v in json.load(open(out / 'annotations.json'))['videos']]
+  assert sorted(names) == ['first', 'second']

@@ -507,3 +507,21 @@ def test_coco_results_with_polygons_are_scored_as_their_masks(tmp_path):
   r = ev.evaluate_coco(str(tmp_path / 'gt.json'), res)
   assert r['AP'] == pytest.approx(1.0)
   assert isinstance(res[0]['segmentation'], list)          # the caller's list is untouched
+
+
+def test_ytvis_entries_of_the_wrong_kind_and_repeated_ids_are_one_line(tmp_path, capsys):
+  gt = {'videos': [{'id': 1, 'name': 'v', 'height': 10, 'width': 10, 'length': 2}],
+        'annotations': [{'id': 1, 'video_id': 1, 'category_id': 1, 'iscrowd': 0,
+                         'segmentations': [None, None]}],
+        'categories': [{'id': 1, 'name': 'person'}]}
+  (tmp_path / 'gt.json').write_text(json.dumps(gt))
+  (tmp_path / 'strings.json').write_text(json.dumps(['a', 'b']))
+  assert cli.main(['eval', '--gt', str(tmp_path / 'gt.json'), '--pred',
+                   str(tmp_path / 'strings.json')]) == 2
+  assert 'strings.json: [0]: expected an object' in capsys.readouterr().err
+  gt['annotations'] = gt['annotations'] * 2
+  (tmp_path / 'dup.json').write_text(json.dumps(gt))
+  (tmp_path / 'none.json').write_text('[]')
+  assert cli.main(['eval', '--gt', str(tmp_path / 'dup.json'), '--pred',
+                   str(tmp_path / 'none.json')]) == 2
+  assert 'annotations[1] (id 1): id 1 repeats annotations[0]' in capsys.readouterr().err

@@ -218,3 +218,53 @@ def test_init_from_an_export_starts_from_its_weights_and_refuses_another_archite
     train.create_train_state(_config(init_from='/nonexistent/export'), jax.random.PRNGKey(1),
                              num_ids=5, image_hw=(96, 128))
 
+
+
+def test_a_workdir_is_new_empty_or_made_by_train(tmp_path, source):
+  cfg = _config(steps=1)
+  export = tmp_path / 'export'
+  (export / 'variables').mkdir(parents=True)
+  (export / 'config.json').write_text('{"model": {}, "train": {}}')
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'config.json').write_text('{"lr": 3}')
+  notes = tmp_path / 'notes'
+  notes.mkdir()
+  (notes / 'notes.txt').write_text('keep')
+  for wd, says in ((export, 'is an hvisnet export'),
+                   (mine, 'not the config hvisnet train writes'),
+                   (notes, r'holds files that hvisnet train did not write \(notes.txt\)')):
+    before = {p: p.read_bytes() for p in wd.rglob('*') if p.is_file()}
+    with pytest.raises((OSError, ValueError), match=says):
+      train.train_and_evaluate(cfg, str(wd), source=source)
+    assert {p: p.read_bytes() for p in wd.rglob('*') if p.is_file()} == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_leaves_nothing(tmp_path, source):
+  class Interrupted:
+    num_ids, padded = source.num_ids, source.padded
+
+    def batch(self, step, batch_size, seed):
+      raise KeyboardInterrupt
+
+  wd = tmp_path / 'wd'
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(_config(steps=2), str(wd), source=Interrupted())
+  assert not wd.exists() or not [e for e in os.listdir(wd) if not e.startswith('.')]
+
+
+def test_a_failed_checkpoint_save_removes_its_partial_folder_and_names_the_workdir(
+    tmp_path, source, monkeypatch):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  def full_disk(self, step, *a, **kw):
+    os.makedirs(os.path.join(str(self.directory), f'{step}.orbax-checkpoint-tmp-1'))
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', full_disk)
+  wd = tmp_path / 'wd'
+  with pytest.raises(OSError, match=r'checkpoints: the checkpoint of step 1 could not be '
+                     r'written \(No space left on device\).*resume from step 0'):
+    train.train_and_evaluate(_config(steps=1, checkpoint_every=1), str(wd), source=source)
+  assert not (wd / 'checkpoints').exists() or not os.listdir(wd / 'checkpoints')
+  assert not (wd / 'config.json').exists()

@@ -23,7 +23,7 @@ def add_parsers(sub) -> None:
                  help='images per step (default 1)')
   b.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
                  help='compute dtype of the network (default float32)')
-  b.add_argument('--size', type=common.positive_int, default=None,
+  b.add_argument('--size', type=common.whole(64), default=None,
                  help='short side of the network input (inference/train: default 512; '
                  'pipeline: the model\'s own)')
   b.add_argument('--config', default=common.DEFAULT_CONFIG,

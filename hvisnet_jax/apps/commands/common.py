@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Optional
 
 from hvisnet_jax import storage
 
@@ -73,36 +74,66 @@ def check_writable_file(path: str, option: str) -> None:
 
 
 def add_cpu_devices(parser) -> None:
-  parser.add_argument('--cpu-devices', type=int, default=None, metavar='N',
+  parser.add_argument('--cpu-devices', type=positive_int, default=None, metavar='N',
                       help='on a CPU, run N frames side by side as N XLA devices (default: 2 '
                            'where 2+ cores are free; 1 = one device). No effect on GPUs/TPUs')
 
 
-def _whole_number_at_least(least: int, text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected a whole number >= {least}, got {text!r}'
-                                     ) from None
-  if value < least:
-    raise argparse.ArgumentTypeError(f'expected a whole number >= {least}, got {value}')
-  return value
+# Every numeric option of every command takes one of these types, each carrying the
+# range it accepts (`.range`): argparse refuses anything else at parse time, naming the
+# option, and docs/usage.md's table of ranges is checked against them (tests/test_docs.py).
+
+def whole(least: Optional[int] = None, most: Optional[int] = None):
+  """argparse type: a whole number in [least, most] (None: unbounded)."""
+  text_range = ('a whole number' + (f' >= {least}' if least is not None else '') +
+                (f' and <= {most}' if most is not None else ''))
+
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f'expected {text_range}, got {text!r}') from None
+    if (least is not None and value < least) or (most is not None and value > most):
+      raise argparse.ArgumentTypeError(f'expected {text_range}, got {value}')
+    return value
+  parse.range = text_range
+  parse.__name__ = f'whole_{least}'
+  return parse
 
 
-def natural_int(text: str) -> int:
-  """argparse type: a whole number >= 0."""
-  return _whole_number_at_least(0, text)
+def number(above: float):
+  """argparse type: a finite number > above."""
+  text_range = f'a number > {above:g}'
+
+  def parse(text: str) -> float:
+    try:
+      value = float(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f'expected {text_range}, got {text!r}') from None
+    if not value > above or value == float('inf'):
+      raise argparse.ArgumentTypeError(f'expected {text_range}, got {text}')
+    return value
+  parse.range = text_range
+  parse.__name__ = f'number_above_{above:g}'
+  return parse
+
+
+natural_int = whole(0)          # counts that may be 0 (0 often means "none" or "all")
+positive_int = whole(1)
+any_int = whole()
+
+
+_at_least_64 = whole(64)
 
 
 def input_sizes(text: str) -> list:
   """argparse type: frames' short sides in pixels, comma-separated and ascending, each >= 64
   (two cells of the coarsest level)."""
-  sizes = [_whole_number_at_least(64, t.strip()) for t in text.split(',')]
+  sizes = [_at_least_64(t.strip()) for t in text.split(',')]
   if any(b <= a for a, b in zip(sizes, sizes[1:])):
     raise argparse.ArgumentTypeError(f'expected sizes in ascending order (352,800), got {text!r}')
   return sizes
 
 
-def positive_int(text: str) -> int:
-  """argparse type: a whole number >= 1."""
-  return _whole_number_at_least(1, text)
+input_sizes.range = 'whole numbers >= 64, comma-separated, ascending'
+

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from hvisnet_jax import atomic
 from hvisnet_jax.apps.commands import common
 
 
@@ -20,7 +21,10 @@ def add_parsers(sub) -> None:
   c = sub.add_parser('convert-torch', help='import a PyTorch DLA-34 state_dict as Flax params')
   c.add_argument('state_dict', help='.pth/.pt (needs torch) or .npz state_dict, ucbdrive/timm '
                  'dla34 naming')
-  c.add_argument('--out', required=True, help='output orbax checkpoint directory')
+  c.add_argument('--out', required=True, help='output orbax checkpoint directory: new, '
+                 'empty or an earlier convert-torch output (replaced with --overwrite)')
+  c.add_argument('--overwrite', action='store_true',
+                 help='replace an earlier convert-torch output in --out')
   c.add_argument('--config', default=common.DEFAULT_CONFIG, help='config file[:arg] giving the '
                  'backbone')
   c.set_defaults(func=run_convert_torch)
@@ -39,6 +43,7 @@ def run_convert_torch(args) -> int:
   from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import export as export_lib  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.interop import convert_torch  # pylint: disable=g-import-not-at-top
+  _check_convert_out(args)
   cfg = config_defaults.load_config(args.config).model
   sd = convert_torch.load_state_dict(args.state_dict)
   try:
@@ -47,9 +52,40 @@ def run_convert_torch(args) -> int:
     raise convert_torch.ConversionError(f'{args.state_dict}: {e}') from None
   variables = {col: {'backbone': backbone[col]} for col in ('params', 'batch_stats')}
   export_lib.save_variables(args.out, variables)
+  atomic.write_json(os.path.join(args.out, CONVERTED), dict(source=os.path.abspath(
+      args.state_dict), config=args.config))
   n = sum(v.size for v in _leaves(backbone['params']))
   print(f'wrote {n:,} backbone parameters from {args.state_dict} to {os.path.abspath(args.out)}')
   return 0
+
+
+CONVERTED = 'converted_from.json'        # marks a convert-torch output (recognised later)
+
+
+def _check_convert_out(args) -> None:
+  """--out is new, empty, or convert-torch's own earlier output (with --overwrite); never
+  a folder inside an export or a training workdir, never the input."""
+  out = os.path.abspath(args.out)
+  if out == os.path.abspath(args.state_dict):
+    raise ValueError(f'--out {args.out}: is the input state_dict; choose another --out')
+  parent = out
+  while parent != os.path.dirname(parent):
+    parent = os.path.dirname(parent)
+    if (os.path.isfile(os.path.join(parent, 'config.json')) and
+        (os.path.isdir(os.path.join(parent, 'variables')) or
+         os.path.isdir(os.path.join(parent, 'checkpoints')))):
+      raise FileExistsError(f'--out {args.out}: is inside {parent}, an hvisnet export or '
+                            'training workdir, whose weights it would replace; choose a '
+                            'folder of its own')
+  if os.path.isdir(out) and os.listdir(out):
+    if not os.path.isfile(os.path.join(out, CONVERTED)):
+      raise FileExistsError(f'--out {args.out}: holds files that convert-torch did not write; '
+                            'choose a new or empty --out')
+    if not args.overwrite:
+      raise FileExistsError(f'--out {args.out}: holds an earlier convert-torch output; pass '
+                            '--overwrite to replace it')
+  elif os.path.lexists(out) and not os.path.isdir(out):
+    raise FileExistsError(f'--out {args.out}: exists and is not a folder')
 
 
 def _leaves(tree):

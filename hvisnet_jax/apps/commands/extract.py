@@ -15,10 +15,10 @@ def add_parsers(sub) -> None:
                  '--trajectories to extract')
   x.add_argument('--out', required=True, help='output folder: new, empty or an earlier '
                  'extract-person output')
-  x.add_argument('--frame-offset', type=int, default=0,
+  x.add_argument('--frame-offset', type=common.any_int, default=0,
                  help='obsmat frame number of the first video frame')
-  x.add_argument('--frame-step', type=int, default=1, help='obsmat frames per video frame')
-  x.add_argument('--max-distance', type=float, default=None,
+  x.add_argument('--frame-step', type=common.positive_int, default=1, help='obsmat frames per video frame')
+  x.add_argument('--max-distance', type=common.number(0), default=None,
                  help='pixels between the trajectory and a track foot point (default: '
                       '0.5 x box height)')
   x.add_argument('--checkpoint', default=None, help='an export dir or a training workdir '

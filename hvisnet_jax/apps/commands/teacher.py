@@ -24,7 +24,7 @@ def add_parsers(sub) -> None:
                  'pseudo-label output')
   q.add_argument('--every', type=common.positive_int, default=1, help='keep every n-th frame')
   q.add_argument('--max-frames', type=common.natural_int, default=0, help='per source (0 = all)')
-  q.add_argument('--max-side', type=common.positive_int, default=960, help='downscale frames to '
+  q.add_argument('--max-side', type=common.whole(32), default=960, help='downscale frames to '
                  'this long side')
   q.add_argument('--teacher', choices=['yolov5s-seg', 'yolov7-seg', 'ssdlite'],
                  default='yolov5s-seg', help='person detector: a COCO YOLO-seg, or SSDLite '
@@ -37,10 +37,13 @@ def add_parsers(sub) -> None:
                  "per-pixel maximum, BlazePose's where the two agree (IoU >= 0.6), or "
                  "agree's with pixels two people claim given to the nearer BlazePose "
                  'skeleton (measured no better: docs/results.md)')
-  q.add_argument('--tiles', type=int, default=2, help='ssdlite teacher tile grid for small '
+  q.add_argument('--tiles', type=common.natural_int, default=2, help='ssdlite teacher tile grid for small '
                  'people (0 = whole frame only)')
   q.add_argument('--min-track-len', type=common.positive_int, default=3, help='tracks seen in '
                  'fewer labelled frames are dropped as flicker (default 3)')
+  q.add_argument('--add', action='store_true', help='--out holds an earlier pseudo-label '
+                 'output of other sources: keep them and add these (without it such an '
+                 '--out is refused)')
   q.add_argument('--quiet', action='store_true', help='no progress bar')
   q.set_defaults(func=run_pseudo_label)
 
@@ -64,7 +67,7 @@ def run_pseudo_label(args) -> int:
                               min_track_len=args.min_track_len, teacher=args.teacher,
                               teacher_size=args.teacher_size, masks=args.masks)
   stats = pseudo_label.run(args.sources, args.out, opts,
-                           progress=None if args.quiet else tqdm.tqdm)
+                           progress=None if args.quiet else tqdm.tqdm, add=args.add)
   print(f'{stats["videos"]} videos, {stats["frames"]} frames, {stats["tracks"]} tracks, '
         f'{stats["masks"]} masks in {args.out}/annotations.json (+ mots/); '
         f'{stats["done_before"]} sources already done, {stats["without_people"]} without '
@@ -84,3 +87,6 @@ def _teacher_size(text: str) -> int:
   if value % 32 or value < 64:
     raise argparse.ArgumentTypeError(f'expected a multiple of 32, at least 64, got {value}')
   return value
+
+
+_teacher_size.range = 'a multiple of 32, >= 64'

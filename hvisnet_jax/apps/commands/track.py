@@ -53,6 +53,7 @@ def add_parsers(sub) -> None:
   d.add_argument('--seed', type=common.natural_int, default=7, help='the synthetic clip\'s seed '
                  '(default 7)')
   d.add_argument('--quiet', action='store_true', help='no progress bar')
+  d.add_argument('--overwrite', action='store_true', help='replace an earlier demo in --out')
   common.add_input_size(d)
   common.add_cpu_devices(d)
   d.set_defaults(func=run_demo)
@@ -116,8 +117,10 @@ def run_demo(args) -> int:
   from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app
   model = args.checkpoint or args.model or 'real'
+  app.check_output_dir(args.out, args.overwrite, 'demo')    # before the models load
   res = app.demo(args.out, frames=args.frames, seed=args.seed, preset=args.preset,
-                 predictor=common.predictor(args), progress=not args.quiet)
+                 predictor=common.predictor(args), progress=not args.quiet,
+                 overwrite=args.overwrite)
   r = res['real']
   print(f'real clip ({os.path.basename(r["clip"])}, model {model}): {r["frames"]} frames, '
         f'{r["identities"]} identities; {rates(r)} -> '
