@@ -157,3 +157,54 @@ def test_results_made_now_record_the_cpus_generation_and_instruction_sets():
   assert machine['cpu'] and details['vendor'] and details['family_model_stepping']
   flags = set(open('/proc/cpuinfo').read().split()) if os.path.exists('/proc/cpuinfo') else set()
   assert set(details['isa']) == {f for f in provenance.ISA_FLAGS if f in flags}
+
+
+def test_every_numeric_option_has_a_range_and_usage_md_lists_them_all():
+  import argparse  # pylint: disable=g-import-not-at-top
+  sub = next(a for a in cli.build_parser()._actions
+             if isinstance(a, argparse._SubParsersAction))
+  rows = {}
+  for name, parser in sub.choices.items():
+    for a in parser._actions:
+      if a.type is not None and a.type is not str:
+        assert hasattr(a.type, 'range'), f'hvisnet {name} {a.option_strings}: no stated range'
+        rows.setdefault((a.option_strings[0], a.type.range), []).append(name)
+  text = open(os.path.join(REPO, 'docs', 'usage.md'), encoding='utf-8').read()
+  listed = set(re.findall(r'^  \| `(--[\w-]+)` \| ([^|]+) \| ([^|]+) \|$', text, re.M))
+  wanted = {(opt, rng, ', '.join(cmds)) for (opt, rng), cmds in rows.items()}
+  assert {(o, r.strip(), c.strip()) for o, r, c in listed} == wanted
+
+
+def _out_of_range(parse):
+  """A value `parse` must refuse, from its stated range."""
+  m = re.match(r'a whole number >= (-?\d+)', parse.range)
+  if m:
+    return str(int(m.group(1)) - 1)
+  m = re.match(r'a number > (\S+)', parse.range)
+  if m:
+    return m.group(1)
+  return {'a multiple of 32, >= 64': '48', 'a whole number': 'x1'}.get(parse.range, '16')
+
+
+def test_out_of_range_numbers_are_refused_when_parsed_naming_the_option(capsys):
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = cli.build_parser()
+  sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+  checked = 0
+  for name, p in sub.choices.items():
+    required = []
+    for a in p._actions:
+      if not a.option_strings and a.dest != 'help':
+        required += ['x'] if a.nargs in (None, 1) else ['x']
+      elif a.required:
+        required += [a.option_strings[0], 'x' if a.choices is None else list(a.choices)[0]]
+    for a in p._actions:
+      if a.type is None or a.type is str or not a.option_strings:
+        continue
+      bad = _out_of_range(a.type)
+      with pytest.raises(SystemExit):
+        parser.parse_args([name, *required, a.option_strings[0], bad])
+      err = capsys.readouterr().err
+      assert a.option_strings[0] in err and 'expected' in err, (name, a.option_strings, err)
+      checked += 1
+  assert checked >= 35
