@@ -33,11 +33,12 @@ REFUSE, OK = 'refuse', 'ok'
 
 
 def case(name, argv, expect=REFUSE, says=(), setup=None, replaces=(), timeout=240,
-         quick=False):
+         quick=False, env=None):
   """argv: the hvisnet arguments ({S} is the sandbox); says: text the error must hold;
-  replaces: sandbox paths the command may rewrite; quick: in the CI subset."""
+  replaces: sandbox paths the command may rewrite; quick: in the CI subset; env: extra
+  environment ({S} expanded)."""
   return dict(name=name, argv=argv, expect=expect, says=tuple(says), setup=setup,
-              replaces=tuple(replaces), timeout=timeout, quick=quick)
+              replaces=tuple(replaces), timeout=timeout, quick=quick, env=env)
 
 
 # ------------------------------------------------------------------ sandbox contents
@@ -132,10 +133,10 @@ def prepare(root, workdir: bool = True):
   _write(os.path.join(root, 'ready'), '')
 
 
-def run(argv, cwd=REPO, timeout=600, check=False):
+def run(argv, cwd=REPO, timeout=600, check=False, env=None):
   r = subprocess.run([sys.executable, '-m', 'hvisnet_jax.cli', *argv], cwd=cwd,
                      capture_output=True, text=True, timeout=timeout,
-                     env=dict(os.environ, JAX_PLATFORMS='cpu'))
+                     env=dict(os.environ, JAX_PLATFORMS='cpu', **(env or {})))
   if check and r.returncode:
     raise RuntimeError(f'hvisnet {" ".join(argv)}: {r.stderr[-1500:]}')
   return r
@@ -429,7 +430,161 @@ def cases():
                                                         '--homography', hom, '--out',
                                                         '{S}/x'])):
     t.append(case(f'{cmd} {flag} not a number', [cmd, *extra, flag, 'many'], says=[flag]))
+  t += _other_commands_outputs(traj, hom) + _workdirs() + _ranges(traj, hom) + _tracebacks()
   return t
+
+
+# ------------------------------------------- outputs of other commands, workdirs, ranges
+
+def _fake_outputs(s):
+  """base() plus what other commands leave: a demo, an extract-person run, an export, a
+  pseudo-label output of another source, a user's config.json, a state_dict."""
+  earlier_track(s)
+  for sub in ('real', 'synthetic'):
+    _write(os.path.join(s, 'demo', sub, 'tracks.txt'), 'a demo\n')
+  _write(os.path.join(s, 'person', 'summary.json'), '{"pid": 1}')
+  _write(os.path.join(s, 'person', 'person1.txt'), 'an extract-person run\n')
+  _write(os.path.join(s, 'model', 'config.json'), '{"model": {}, "train": {}}')
+  _write(os.path.join(s, 'model', 'variables', 'weights'), 'trained weights')
+  _write(os.path.join(s, 'pl', 'parts', 'other_clip.json'), '{"name": "other_clip"}')
+  _write(os.path.join(s, 'pl', 'annotations.json'), '{"videos": []}')
+  _write(os.path.join(s, 'mine', 'config.json'), '{"lr": 0.1}')
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  np.savez(os.path.join(s, 'sd.npz'), x=np.zeros(1, np.float32))
+  _write(os.path.join(s, 'w.pth'), b'not a real checkpoint')
+  _write(os.path.join(s, 'no_torch', 'torch', '__init__.py'),
+         'raise ImportError("No module named torch")\n')
+
+
+def _workdir_and_outputs(s):
+  _fake_outputs(s)
+  shutil.copytree(os.path.join(CACHE, 'wd'), os.path.join(s, 'wd'))
+
+
+def _other_commands_outputs(traj, hom):
+  gt_seq = '{S}/syn/mots/easy_0000_0000.txt'
+  pred = '{S}/run/tracks.txt'
+  ev = ['eval', '--gt', gt_seq, '--pred', pred]
+  x = lambda o: ['extract-person', SEQ, '--trajectories', traj, '--homography', hom,  # pylint: disable=g-long-lambda
+                 '--pid', '1', '--model', 'synthetic', '--out', o]
+  return [
+      case('eval json onto the ground truth', ev + ['--json', gt_seq], says=['--gt'],
+           setup=earlier_track, quick=True),
+      case('eval json onto the predictions', ev + ['--json', pred], says=['--pred'],
+           setup=earlier_track),
+      case('eval json into the ground-truth folder', ['eval', '--gt', '{S}/syn/mots', '--pred',
+                                                      pred, '--json', '{S}/syn/mots/m.json'],
+           says=['--gt'], setup=earlier_track),
+      case('eval json onto a user file', ev + ['--json', '{S}/notes.txt'],
+           says=['notes.txt', 'not an hvisnet eval result'], setup=earlier_track),
+      case('demo onto a track run', ['demo', '--out', '{S}/run', '--frames', '2'],
+           says=['run', 'hvisnet track'], setup=_fake_outputs),
+      case('demo onto an earlier demo', ['demo', '--out', '{S}/demo', '--frames', '2'],
+           says=['demo', '--overwrite'], setup=_fake_outputs),
+      case('demo onto an extract-person run', ['demo', '--out', '{S}/person', '--frames', '2'],
+           says=['person', 'extract-person'], setup=_fake_outputs),
+      case('track onto a demo', ['track', SEQ, '--out', '{S}/demo', '--model', 'synthetic',
+                                 '--overwrite'], says=['demo', 'hvisnet demo'],
+           setup=_fake_outputs),
+      case('track onto an extract-person run', ['track', SEQ, '--out', '{S}/person',
+                                                '--overwrite', '--model', 'synthetic'],
+           says=['person', 'extract-person'], setup=_fake_outputs),
+      case('track onto an export', ['track', SEQ, '--out', '{S}/model', '--overwrite',
+                                    '--model', 'synthetic'], says=['model'],
+           setup=_fake_outputs),
+      case('extract-person onto a track run', x('{S}/run') + ['--overwrite'],
+           says=['run', 'hvisnet track'], setup=_fake_outputs),
+      case('convert-torch into an export', ['convert-torch', '{S}/sd.npz', '--out',
+                                            '{S}/model/variables'],
+           says=['model', 'export'], setup=_fake_outputs),
+      case('convert-torch beside an export\'s weights', ['convert-torch', '{S}/sd.npz', '--out',
+                                                        '{S}/model/backbone'],
+           says=['model', 'export'], setup=_fake_outputs),
+      case('convert-torch into a workdir', ['convert-torch', '{S}/sd.npz', '--out',
+                                            '{S}/wd/checkpoints/backbone'],
+           says=['wd', 'workdir'], setup=_workdir_and_outputs),
+      case('convert-torch onto a user folder', ['convert-torch', '{S}/sd.npz', '--out',
+                                                '{S}/userdir'], says=['userdir'],
+           setup=_fake_outputs),
+      case('convert-torch onto its input', ['convert-torch', '{S}/sd.npz', '--out', '{S}/sd.npz'],
+           says=['sd.npz', 'input'], setup=_fake_outputs),
+      case('pseudo-label onto other sources\' labels', ['pseudo-label', SEQ, '--out', '{S}/pl'],
+           says=['pl', 'other_clip', '--add'], setup=_fake_outputs),
+      case('pseudo-label onto a track run', ['pseudo-label', SEQ, '--out', '{S}/run'],
+           says=['run'], setup=_fake_outputs),
+      case('export onto a track run', ['export', '{S}/wd', '--out', '{S}/run'], says=['run'],
+           setup=_workdir_and_outputs),
+      case('synth onto a track run', ['synth', '--out', '{S}/run', '--frames', '2'],
+           says=['run'], setup=_fake_outputs),
+  ]
+
+
+def _workdirs():
+  tiny = ['train', '--config=configs/hvisnet_tiny.py', '--config.train.steps=1']
+  return [
+      case('train into an export', tiny + ['--workdir={S}/model'], says=['model', 'export'],
+           setup=_fake_outputs),
+      case('train into a folder with a user config.json', tiny + ['--workdir={S}/mine'],
+           says=['config.json', 'not the config hvisnet train writes'], setup=_fake_outputs),
+      case('train into a user folder', tiny + ['--workdir={S}/userdir'],
+           says=['userdir', 'did not write'], quick=True),
+      case('train into a track run', tiny + ['--workdir={S}/run'], says=['run'],
+           setup=earlier_track),
+      case('train lr not a number', tiny + ['--workdir={S}/w', '--config.train.lr=abc'],
+           says=['train.lr', 'expected a number']),
+      case('train flip not a bool', tiny + ['--workdir={S}/w', '--config.data.flip=maybe'],
+           says=['data.flip', 'true or false']),
+  ]
+
+
+def _ranges(traj, hom):
+  x = ['extract-person', SEQ, '--trajectories', traj, '--homography', hom, '--pid', '1',
+       '--out', '{S}/x']
+  pl = ['pseudo-label', SEQ, '--out', '{S}/pl']
+  rows = [('extract-person max-distance -5', x + ['--max-distance', '-5'], '--max-distance'),
+          ('extract-person max-distance nan', x + ['--max-distance', 'nan'], '--max-distance'),
+          ('extract-person frame-step 0', x + ['--frame-step', '0'], '--frame-step'),
+          ('extract-person pid -1', x[:-4] + ['--pid', '-1', '--out', '{S}/x'], '--pid'),
+          ('pseudo-label tiles -1', pl + ['--tiles', '-1'], '--tiles'),
+          ('pseudo-label max-side 0', pl + ['--max-side', '0'], '--max-side'),
+          ('pseudo-label min-track-len 0', pl + ['--min-track-len', '0'], '--min-track-len'),
+          ('pseudo-label teacher-size 100', pl + ['--teacher-size', '100'], '--teacher-size'),
+          ('bench size 8', ['bench', '--size', '8'], '--size'),
+          ('bench warmup -1', ['bench', '--warmup', '-1'], '--warmup'),
+          ('track cpu-devices -2', ['track', SEQ, '--out', '{S}/o', '--cpu-devices', '-2'],
+           '--cpu-devices'),
+          ('synth seed -1', ['synth', '--out', '{S}/o', '--seed', '-1'], '--seed'),
+          ('demo seed -1', ['demo', '--out', '{S}/d', '--seed', '-1'], '--seed'),
+          ('build clip-length -3', ['build-dataset', '--format', 'ytvis', '--source', '{S}/syn',
+                                    '--out', '{S}/tfds', '--clip-length', '-3'], '--clip-length')]
+  return [case(name, argv, says=[flag, 'expected']) for name, argv, flag in rows]
+
+
+def _tracebacks():
+  def ytvis_strings(s):
+    base(s)
+    _write(os.path.join(s, 'strings.json'), json.dumps(['a', 'b']))
+
+  def ytvis_repeated_id(s):
+    base(s)
+    gt = json.load(open(os.path.join(s, 'syn', 'annotations.json')))
+    gt['annotations'].append(dict(gt['annotations'][0]))
+    _write(os.path.join(s, 'dup.json'), json.dumps(gt))
+    _write(os.path.join(s, 'none.json'), '[]')
+
+  return [
+      case('eval ytvis results of strings', ['eval', '--gt', '{S}/syn/annotations.json',
+                                             '--pred', '{S}/strings.json'],
+           says=['strings.json', 'expected an object'], setup=ytvis_strings),
+      case('eval ytvis ground truth with a repeated id', ['eval', '--gt', '{S}/dup.json',
+                                                          '--pred', '{S}/none.json'],
+           says=['dup.json', 'repeats'], setup=ytvis_repeated_id),
+      case('convert-torch pth without torch', ['convert-torch', '{S}/w.pth', '--out', '{S}/o'],
+           says=['w.pth', 'pip install torch'], setup=_fake_outputs,
+           env={'PYTHONPATH': '{S}/no_torch'}),
+      case('bench json under a file', ['bench', '--what', 'tracker', '--json',
+                                       '{S}/notes.txt/b.json'], says=['notes.txt']),
+  ]
 
 
 # ------------------------------------------------------------------ running a case
@@ -451,7 +606,8 @@ def run_case(c, work):
   argv = [a.replace('{S}', s) for a in c['argv']]
   t0 = time.perf_counter()
   try:
-    r = run(argv, cwd=s, timeout=c['timeout'])
+    env = {k: v.replace('{S}', s) for k, v in (c.get('env') or {}).items()}
+    r = run(argv, cwd=s, timeout=c['timeout'], env=env)
     rc, err = r.returncode, r.stderr
   except subprocess.TimeoutExpired:
     rc, err = None, 'timeout'
