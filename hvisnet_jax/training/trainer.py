@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tqdm
 
 from hvisnet_jax import storage
 from hvisnet_jax.training import checkpoints
@@ -233,49 +234,53 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
   end = tcfg.steps if stop_after is None else min(tcfg.steps, start + stop_after)
   acc, t0 = [], time.perf_counter()
   lo, hi = sharding_lib.local_slice(tcfg.batch_size)
-  for step in range(start, end):
-    local = source.batch(step, tcfg.batch_size, config.data.seed)
-    if not getattr(source, 'process_local', False):      # the source gave the global batch
-      local = {k: v[lo:hi] for k, v in local.items()}
-    batch = sharding_lib.global_batch_array(local, mesh)
-    # Derived on the devices: a device_put of a host key would be a collective every step
-    # with several processes (device_put checks that all processes pass the same value).
-    key = jax.random.fold_in(rng_repl, step)
-    if step == start and jax.process_count() > 1:
-      step_fn = sharding_lib.compile_and_align(step_fn, state, batch, key,
-                                               name='hvisnet_train_first_step')
-    state, parts = step_fn(state, batch, key)
-    acc.append(parts)
-    last = step + 1 == end
-    if (step + 1) % tcfg.log_every == 0 or last or (step + 1) % tcfg.checkpoint_every == 0:
-      host = jax.device_get(acc)
-      bad = [i for i, p in enumerate(host) if not bool(p['finite'])]
-      if bad:
-        first_bad = step + 1 - len(host) + bad[0]
-        writer.flush()
-        raise NonFiniteLossError(
-            f'non-finite loss or gradient at step {first_bad}; training stopped. The last good '
-            f'checkpoint is step {mngr.latest_step()} in {mngr.directory}. Lower train.lr or '
-            'set train.grad_clip.')
-      dt = time.perf_counter() - t0
-      scalars = {k: float(np.mean([p[k] for p in host])) for k in host[0] if k != 'finite'}
-      scalars['steps_per_s'] = len(host) / dt
-      scalars['images_per_s'] = len(host) * tcfg.batch_size / dt
-      writer.write_scalars(step + 1, scalars)
-      acc, t0 = [], time.perf_counter()
-    if (step + 1) % tcfg.checkpoint_every == 0 or last:
-      checkpoints.save_checkpoint(mngr, state)
-    if notice.reached(step + 1):
-      if mngr.latest_step() != step + 1:
+  # Steps done, steps/s and time left on stderr (the first step includes compilation).
+  with tqdm.tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, mininterval=2,
+                 disable=jax.process_index() > 0 or not tcfg.get('progress', True)) as bar:
+    for step in range(start, end):
+      local = source.batch(step, tcfg.batch_size, config.data.seed)
+      if not getattr(source, 'process_local', False):      # the source gave the global batch
+        local = {k: v[lo:hi] for k, v in local.items()}
+      batch = sharding_lib.global_batch_array(local, mesh)
+      # Derived on the devices: a device_put of a host key would be a collective every step
+      # with several processes (device_put checks that all processes pass the same value).
+      key = jax.random.fold_in(rng_repl, step)
+      if step == start and jax.process_count() > 1:
+        step_fn = sharding_lib.compile_and_align(step_fn, state, batch, key,
+                                                 name='hvisnet_train_first_step')
+      state, parts = step_fn(state, batch, key)
+      bar.update(1)
+      acc.append(parts)
+      last = step + 1 == end
+      if (step + 1) % tcfg.log_every == 0 or last or (step + 1) % tcfg.checkpoint_every == 0:
+        host = jax.device_get(acc)
+        bad = [i for i, p in enumerate(host) if not bool(p['finite'])]
+        if bad:
+          first_bad = step + 1 - len(host) + bad[0]
+          writer.flush()
+          raise NonFiniteLossError(
+              f'non-finite loss or gradient at step {first_bad}; training stopped. The last good '
+              f'checkpoint is step {mngr.latest_step()} in {mngr.directory}. Lower train.lr or '
+              'set train.grad_clip.')
+        dt = time.perf_counter() - t0
+        scalars = {k: float(np.mean([p[k] for p in host])) for k in host[0] if k != 'finite'}
+        scalars['steps_per_s'] = len(host) / dt
+        scalars['images_per_s'] = len(host) * tcfg.batch_size / dt
+        writer.write_scalars(step + 1, scalars)
+        acc, t0 = [], time.perf_counter()
+      if (step + 1) % tcfg.checkpoint_every == 0 or last:
         checkpoints.save_checkpoint(mngr, state)
-      writer.flush()
-      writer.close()
-      mngr.close()
-      raise preemption.Preempted(step + 1, str(mngr.directory))
-    for name, every, fn in evaluators:
-      if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
-        scores = fn(_predictor(config, state))
-        writer.write_scalars(step + 1, {f'eval/{name}/{k}': v for k, v in scores.items()})
+      if notice.reached(step + 1):
+        if mngr.latest_step() != step + 1:
+          checkpoints.save_checkpoint(mngr, state)
+        writer.flush()
+        writer.close()
+        mngr.close()
+        raise preemption.Preempted(step + 1, str(mngr.directory))
+      for name, every, fn in evaluators:
+        if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
+          scores = fn(_predictor(config, state))
+          writer.write_scalars(step + 1, {f'eval/{name}/{k}': v for k, v in scores.items()})
   # orbax saves are collective across processes, and an export is one directory: with
   # several processes, `hvisnet export WORKDIR` writes it after training instead.
   if int(state.step) >= tcfg.steps and jax.process_count() == 1:

@@ -20,6 +20,7 @@ def test_train_ends_saying_where_the_checkpoints_and_the_export_are(tmp_path):
   last = r.stdout.strip().splitlines()[-1]
   assert last.startswith('trained to step 2;') and f'export in {wd / "export"}' in last
   assert (wd / 'export' / 'config.json').is_file()
+  assert '2/2' in r.stderr and 'step/s' in r.stderr          # the progress bar
   # Quiet by default: no INFO line from the libraries under hvisnet (orbax, jax backends).
   noisy = [l for l in r.stderr.splitlines() if l.startswith('I') and 'hvisnet_jax' not in l
            and ('orbax' in l or 'xla_bridge' in l or 'checkpoint' in l)]
