@@ -3,8 +3,9 @@
   python benchmarks/real_benchmark.py --work runs/real \
       --json benchmarks/results/real_benchmark_cpu.json
 
-Needs the held-out pseudo-labels that benchmarks/train_real.py writes (--work) and the
-teacher files (`hvisnet teacher fetch`). Measures:
+Needs the teacher's pseudo-labels of the held-out clips (configs/hvisnet_real.py's HELD_OUT)
+in WORK/pseudo_val, made by `hvisnet pseudo-label CLIP ... --out runs/real/pseudo_val
+--max-frames 120` (docs/training.md), and the teacher files (`hvisnet teacher fetch`). Measures:
 - coco_mini val2017 persons (real masks, never trained on): mask AP, AP50, box AP;
 - the held-out clips against the teacher's pseudo ground truth (identities linked by the
   tracker, people it could not label as ignore regions): HOTA, IDF1, sMOTSA, IDSW through
@@ -32,7 +33,7 @@ from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-
 from hvisnet_jax.apps import bench
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import predictor as predictor_lib
-import train_real  # pylint: disable=wrong-import-position
+from hvisnet_jax.configs import hvisnet_real  # pylint: disable=wrong-import-position
 
 SPEED_CLIPS = (('vtest.avi 768x576', 'videos/vtest.avi'),
                ('intel_asl_walk.mkv 640x480', 'real/clips/intel_asl_walk.mkv'))
@@ -213,7 +214,7 @@ def main():
   result = dict(device=jax.devices()[0].device_kind, cpu_count=os.cpu_count(),
                 devices=len(jax.devices()),
                 host=platform.machine(), jax=jax.__version__, student=a.student,
-                held_out_clips=list(train_real.HELD_OUT))
+                held_out_clips=list(hvisnet_real.HELD_OUT))
   now = time.strftime('%Y-%m-%dT%H:%M:%S')
   runs = dict(previous.get('sections_run') or
               {k: previous.get('time', 'before sections_run was kept') for k in SECTIONS

@@ -41,7 +41,7 @@ Scoring: trackeval's HOTA, CLEAR and Identity on box IoU (hvisnet_jax.evaluation
 evaluate_box_tracks); time: the update calls only, per frame. Speed alone: random walks
 of 10, 50 and 200 people, 100 frames each.
 
-Real clips (`--real WORK`, after benchmarks/train_real.py): the built-in real model's
+Real clips (`--real WORK`, the held-out clips' labels in WORK/pseudo_val, docs/training.md): the built-in real model's
 detections on the five held-out clips (valid ones: boxes, scores, 64-d embeddings), the
 same input for every tracker, at 30 fps as in tracker_real_ablation.py (ours with the
 model's own tracker settings, as `hvisnet track` runs it). Each tracker's
@@ -434,7 +434,7 @@ def main():
                   help='instead: the same scenes through a panning, swaying, zooming camera '
                        '(frames given to every tracker); writes ..._moving_cpu.json')
   ap.add_argument('--real', metavar='WORK', default='',
-                  help='instead: the held-out real clips of WORK/pseudo_val (train_real.py)')
+                  help='instead: the held-out real clips of WORK/pseudo_val (docs/training.md)')
   a = ap.parse_args()
   only = [t for t in a.trackers.split(',') if t]
   # Bad arguments stop here, before any tracker or model is built.

@@ -2,7 +2,7 @@
 five held-out clips, tracked with each variant, scored against the teacher's pseudo
 ground truth (MOTS metrics by trackeval).
 
-  python benchmarks/tracker_real_ablation.py --work runs/real   # after train_real.py
+  python benchmarks/tracker_real_ablation.py --work runs/real   # after WORK/pseudo_val (docs/training.md)
 
 The network runs once per frame (cached); only the tracker changes between variants.
 """

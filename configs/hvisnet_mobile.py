@@ -1,7 +1,7 @@
 """Real-time student for real footage on a CPU: COCO-trained MobileNetV2 + FPN + HVISNet heads.
 
   hvisnet teacher fetch                    # the teacher and the pretrained backbone
-  python benchmarks/train_real.py          # pseudo-label, build, train, export (<= 2 h, 2 cores)
+  hvisnet train --config configs/hvisnet_real.py --workdir runs/real --cpu-devices 2   # its recipe
 
 The backbone starts from the MobileNetV2 of the SSDLite COCO person detector (ported by
 hvisnet_jax/convert_tf.py); the first `frozen_blocks` blocks stay fixed, which halves the
@@ -55,7 +55,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.tracker = ml_collections.ConfigDict(dict(new_track_thresh=0.6))
   config.train = config_defaults.train_config()
   # From scratch (the pretrained backbone alone) 1,200 steps; fine-tuning an earlier export
-  # (train.init_from, benchmarks/train_real.py --init-from) needs fewer at a lower rate.
+  # (train.init_from) needs fewer at a lower rate.
   config.train.update(steps=1200, batch_size=4, optimizer='adamw', lr=1e-3, weight_decay=1e-4,
                       warmup_steps=50, warmup_factor=0.01, decay_at=(0.8,), grad_clip=10.0,
                       log_every=25, checkpoint_every=100, keep_checkpoints=2)

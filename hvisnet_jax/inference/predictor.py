@@ -42,7 +42,7 @@ from hvisnet_jax.inference import multiscale
 from hvisnet_jax.inference import postprocess
 
 # Committed models: 'real' (the default; MobileNetV2 student distilled on real footage,
-# benchmarks/train_real.py) and 'synthetic' (tiny DLA, trained on synthetic cartoons).
+# configs/hvisnet_real.py) and 'synthetic' (tiny DLA, trained on synthetic cartoons).
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
 BUILT_IN_MODELS = ('real', 'synthetic')
 DEFAULT_MODEL = 'real'
