@@ -27,7 +27,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
+from shared_data import SHARED  # pylint: disable=wrong-import-position
 
 REFUSE, OK = 'refuse', 'ok'
 

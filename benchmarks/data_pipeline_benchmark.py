@@ -27,7 +27,7 @@ from hvisnet_jax import atomic, config_defaults, provenance  # noqa: E402
 from hvisnet_jax.synthetic import synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'shared', 'data')
+from shared_data import SHARED  # pylint: disable=wrong-import-position
 
 
 def throughput(builder, batch: int, batches: int, warmup: int, short: int, pad) -> dict:

@@ -34,7 +34,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-position
 
-DAVIS = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'real', 'davis_people')
+from shared_data import SHARED  # pylint: disable=wrong-import-position
+DAVIS = os.path.join(SHARED, 'real', 'davis_people')
 VARIANTS = {'default': dict(), 'cmc': dict(camera_motion=True),
             'carry': dict(carry_masks=True), 'cmc+carry': dict(camera_motion=True,
                                                                 carry_masks=True)}

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import people_benchmark  # pylint: disable=wrong-import-position
 from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
 from pycocotools import mask as mask_utils  # pylint: disable=wrong-import-position
+import shared_data  # pylint: disable=wrong-import-position
 
 EDGES = ('top', 'bottom', 'left', 'right')
 
@@ -82,8 +83,7 @@ def main(argv=None):
   argv = sys.argv if argv is None else argv
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument('--model', default='real')
-  p.add_argument('--shared', default=os.path.join(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))), '..', 'shared', 'data'))
+  p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--json', default=None, help='merge the result into this file, by model')
   a = p.parse_args(argv[1:])
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top

@@ -23,9 +23,9 @@ class Ours:
   name, uses_embeddings = 'hvisnet-jax', True
 
   def __init__(self, fps, authors=False, settings=None, camera_motion=False):
-    # authors=True: the tracker as the authors released it (DESIGN.md section 3): no
+    # authors=True: the tracker as the authors released it (docs/design.md): no
     # coasting, and tracker_lib.AUTHORS_MATCHING (no gallery, wider gate or overlap rule;
-    # re-identification by appearance alone after 5 lost frames, as when it was added).
+    # re-identification by appearance alone after 5 lost frames).
     # `settings`: a model's own tracker section (real clips: the built-in model's),
     # ignored by the authors' design.
     kw = (dict(coast_seconds=0.0, **tracker_lib.AUTHORS_MATCHING) if authors

@@ -38,6 +38,7 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
+import shared_data  # pylint: disable=wrong-import-position
 
 REAL = 'real'
 
@@ -233,8 +234,7 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument('--models', nargs='+', default=['real'])
   p.add_argument('--sets', nargs='+', default=list(SETS), choices=list(SETS))
-  p.add_argument('--shared', default=os.path.join(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))), '..', 'shared', 'data'))
+  p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--min-score', type=float, default=0.25)
   p.add_argument('--json', default=None, help='merge the results into this file')
   a = p.parse_args(argv[1:])

@@ -34,6 +34,7 @@ from hvisnet_jax.apps import bench
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import predictor as predictor_lib
 from hvisnet_jax.configs import hvisnet_real  # pylint: disable=wrong-import-position
+import shared_data  # pylint: disable=wrong-import-position
 
 SPEED_CLIPS = (('vtest.avi 768x576', 'videos/vtest.avi'),
                ('intel_asl_walk.mkv 640x480', 'real/clips/intel_asl_walk.mkv'))
@@ -182,7 +183,7 @@ SECTIONS = ('coco_val2017', 'held_out_clips_vs_teacher', 'speed')
 
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  p.add_argument('--shared', default='../shared/data')
+  p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--work', default='runs/real')
   p.add_argument('--json', default='benchmarks/results/real_benchmark_cpu.json')
   p.add_argument('--student', default='real', help="export dir or built-in name")
@@ -207,7 +208,7 @@ def main():
   teacher = teacher_lib.Teacher(tiles=2)
   student = predictor_lib.Predictor.from_export(a.student)
   models = {'student': student,
-            'old_default_synthetic': predictor_lib.Predictor.from_export('synthetic')}
+            'synthetic_model': predictor_lib.Predictor.from_export('synthetic')}
   one_device = {'student_one_device': predictor_lib.Predictor(
       student.config, student.variables, devices=jax.devices()[:1])}
   t0 = time.perf_counter()

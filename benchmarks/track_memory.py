@@ -27,7 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-position
 
-SOURCE = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'videos', 'vtest.avi')
+from shared_data import SHARED  # pylint: disable=wrong-import-position
+SOURCE = os.path.join(SHARED, 'videos', 'vtest.avi')
 FPS = 10.0
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-position
+import shared_data  # pylint: disable=wrong-import-position
 
 CLIPS = (('vtest.avi 768x576', 'videos/vtest.avi'),
          ('intel_asl_walk.mkv 640x480', 'real/clips/intel_asl_walk.mkv'))
@@ -39,8 +40,7 @@ def main(argv=None):
   p.add_argument('--models', nargs='+', default=['real'])
   p.add_argument('--frames', type=int, default=120)
   p.add_argument('--repeats', type=int, default=3)
-  p.add_argument('--shared', default=os.path.join(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))), '..', 'shared', 'data'))
+  p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--cpu-devices', type=int, default=None)
   p.add_argument('--with-crowd', action='store_true',
                  help='also a crowd clip (the frames where a crowd pass runs are recorded)')

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-position
+import shared_data  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,7 +50,7 @@ def main(argv=None):
   p.add_argument('--old-model', default='real')
   p.add_argument('--new-model', default='real')
   p.add_argument('--rounds', type=int, default=5)
-  p.add_argument('--shared', default=os.path.join(REPO, '..', 'shared', 'data'))
+  p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--json', default=None)
   a = p.parse_args(argv[1:])
   if a.rounds < 1:
@@ -60,27 +61,30 @@ def main(argv=None):
   if subprocess.run(['git', 'rev-parse', '--verify', '-q', f'{a.old}^{{commit}}'], cwd=REPO,
                     stdout=subprocess.DEVNULL).returncode:
     p.error(f'--old {a.old}: not a commit of {REPO}')
-  runs = {'old': [], 'new': []}
+  runs = {'baseline_commit': [], 'this_tree': []}
   with tempfile.TemporaryDirectory() as tmp:
     old_tree = os.path.join(tmp, 'old')
     subprocess.run(['git', 'worktree', 'add', '--detach', '-q', old_tree, a.old], cwd=REPO,
                    check=True)
     try:
       for r in range(a.rounds):
-        for side, tree, model in (('old', old_tree, a.old_model), ('new', REPO, a.new_model)):
+        for side, tree, model in (('baseline_commit', old_tree, a.old_model),
+                                  ('this_tree', REPO, a.new_model)):
           res = _one_run(tree, model, shared, os.path.join(tmp, f'{side}_{r}.json'))
           runs[side].append(res)
           print(side, r, json.dumps({c: _fps(res, c) for c in res['clips']}), flush=True)
     finally:
       subprocess.run(['git', 'worktree', 'remove', '--force', old_tree], cwd=REPO, check=False)
-  clips = list(runs['new'][0]['clips'])
-  out = dict(old=dict(commit=a.old, model=a.old_model), new=dict(model=a.new_model),
+  clips = list(runs['this_tree'][0]['clips'])
+  out = dict(baseline_commit=dict(commit=a.old, model=a.old_model),
+             this_tree=dict(model=a.new_model),
              median_fps={side: {c: float(np.median([_fps(r, c) for r in rs]))
                                 for c in clips} for side, rs in runs.items()},
              runs=runs, **provenance.record(argv))
-  out['new_over_old'] = {c: out['median_fps']['new'][c] / out['median_fps']['old'][c]
-                         for c in clips}
-  print(json.dumps({k: out[k] for k in ('median_fps', 'new_over_old')}, indent=1))
+  out['this_tree_over_baseline'] = {
+      c: out['median_fps']['this_tree'][c] / out['median_fps']['baseline_commit'][c]
+      for c in clips}
+  print(json.dumps({k: out[k] for k in ('median_fps', 'this_tree_over_baseline')}, indent=1))
   if a.json:
     atomic.write_json(a.json, out, indent=1)
   return 0

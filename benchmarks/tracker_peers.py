@@ -12,7 +12,7 @@ Input, identical for every tracker (seeded):
   ../shared/data/eth_ucy, interpolated from their 2.5 Hz annotation to the videos' own
   frame rates (seq_eth 15 fps: annotated every 6th frame at 0.4 s; seq_hotel and zara01
   25 fps: every 10th), a window of each, projected into the image with the inverse of
-  H.txt (the foot point; DESIGN.md section 7).
+  H.txt (the foot point; docs/design.md, "ETH/UCY trajectories").
 - Box size: the ground plane's local scale at the foot point (pixels per metre, from the
   Jacobian of the inverse homography) times 1.7 m gives the box height, 0.4 x height its
   width; the foot point is the box's bottom centre. People far from the camera get small
@@ -68,7 +68,8 @@ from hvisnet_jax import evaluation  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import extract  # pylint: disable=wrong-import-position
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
 
-ETH_UCY = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'eth_ucy')
+from shared_data import SHARED  # pylint: disable=wrong-import-position
+ETH_UCY = os.path.join(SHARED, 'eth_ucy')
 # name: (annotation frame step, video fps, image (h, w), first annotated frame, frames)
 SEQUENCES = {'seq_eth': (6, 15.0, (480, 640), 780, 1500),
              'seq_hotel': (10, 25.0, (576, 720), 1, 1500),

@@ -1,4 +1,4 @@
-"""HVISNet with DLA-34 at 512 px, as in the paper (Yu et al., Sec. III; DESIGN.md sec. 1).
+"""HVISNet with DLA-34 at 512 px, as in the paper (Yu et al., Sec. III; docs/design.md).
 
 Train:  python -m hvisnet_jax.main --config=configs/hvisnet_dla34.py --workdir=WORKDIR
 Local:  --config=configs/hvisnet_dla34.py:runlocal  (tiny network, a few CPU minutes)

@@ -48,7 +48,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # while vtest.avi, the 640x480 clip and the arcade crowd (almost) never qualify and keep
   # one pass's speed (docs/results.md, "A crowd pass"). The inference defaults' rule.
   config.inference.update(crowd_size=800)
-  # The tracker's settings for this model (TrackerConfig fields over DESIGN.md's defaults).
+  # The tracker's settings for this model (TrackerConfig fields over the defaults).
   # A new track needs score >= 0.6, not 0.5: tuned on the training clips' pseudo ground
   # truth, then on the held-out clips identity switches 47 -> 29, sMOTSA 0.027 -> 0.085,
   # IDF1 0.345 -> 0.350, HOTA 0.295 -> 0.294 (fewer false tracks, fewer people found).

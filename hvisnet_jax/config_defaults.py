@@ -1,4 +1,4 @@
-"""Default model and inference settings (../shared/DESIGN.md section 1).
+"""Default model and inference settings (docs/design.md, "The network").
 
 Experiment files under `configs/` start from these and override what they change, so
 every experiment states only its differences.

@@ -25,7 +25,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', None, 'on a CPU, split the host into N XLA devices and train data-parallel '
     'over them (the batch must divide by N). XLA keeps one image\'s small convolutions on '
     'about one core: configs/hvisnet_mobile.py on 2 cores ran 0.42-0.46 steps/s with 2 '
-    'devices; an earlier one-device run logged 0.36-0.38. Default: one device. No effect on GPUs/TPUs', lower_bound=1)
+    'devices, 0.36-0.38 with one. Default: one device. No effect on GPUs/TPUs', lower_bound=1)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 

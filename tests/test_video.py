@@ -9,5 +9,5 @@ def test_frame_reader_stops_early_without_deadlock(shared_data):
   for i, _ in reader:
     if i == 3:
       break
-  reader.close()                               # hung forever before the fix
+  reader.close()                               # must not hang on a full queue
   assert not reader._thread.is_alive()

@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence
 import cv2
 import numpy as np
 
-SPLIT_PX = 200         # inference.multiscale_split_px for exports that predate it
+SPLIT_PX = 200         # inference.multiscale_split_px for exports whose config lacks it
 OVERLAP = 0.8          # every pass but the last also keeps people down to 80% of its limit
 # Instance arrays merged slot by slot; the rest of a pass's outputs are per frame.
 INSTANCE_KEYS = ('boxes', 'scores', 'embeddings', 'mask_logits', 'mask_boxes')

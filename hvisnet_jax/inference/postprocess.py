@@ -1,6 +1,6 @@
 """Dense network outputs -> a fixed-size, padded set of instances per frame (inside jit).
 
-Steps (BlendMask test-time defaults, DESIGN.md section 1): threshold on cls*centerness,
+Steps (BlendMask test-time defaults, docs/design.md): threshold on cls*centerness,
 per-level top-k, box decoding, NMS, the blender (RoIAlign of the bases with each box,
 attention upsampling, softmax over K, weighted sum) and pasting into the frame, where a
 label map gives every pixel to at most one instance.

@@ -1,6 +1,6 @@
 """HVISNet: DLA-34 + FPN (P3-P5) + FCOS head + BlendMask + identity-embedding branch.
 
-Every number comes from ../shared/DESIGN.md section 1. The network returns raw dense
+Every number comes from docs/design.md ("The network"). The network returns raw dense
 outputs; decoding, NMS and the blender live in `postprocess.py`, targets and losses in
 their own modules, so this file is only the architecture.
 """

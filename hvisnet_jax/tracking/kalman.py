@@ -1,7 +1,7 @@
 """Constant-velocity Kalman filter on (x, y, aspect, height), as DeepSORT and FairMOT use.
 
 The state is (x, y, a, h) and their velocities; process and measurement noise scale with
-the box height (std_pos = h/20, std_vel = h/160: DESIGN.md section 3).
+the box height (std_pos = h/20, std_vel = h/160: docs/design.md, "The tracker").
 """
 from __future__ import annotations
 

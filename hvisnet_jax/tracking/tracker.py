@@ -1,7 +1,7 @@
 """The match module: Kalman filter + Hungarian matching on embeddings and boxes (NumPy/SciPy).
 
 Follows the authors' released tracker (FairMOT's JDETracker carrying a mask per track;
-DESIGN.md section 3): embeddings L2-normalised and smoothed per track (EMA 0.9); stage 1
+docs/design.md, "The tracker"): embeddings L2-normalised and smoothed per track (EMA 0.9); stage 1
 matches tracked and lost tracks to detections by cosine distance, gated by the Kalman
 Mahalanobis distance (cost = inf above chi2_0.95(4) = 9.4877, else 0.98 * emb + 0.02 *
 maha; ours gates at chi2_0.99(4), see TrackerConfig.motion_gate), threshold 0.7; stage 2
@@ -32,7 +32,7 @@ from hvisnet_jax.tracking.matching import iou_matrix, linear_assignment
 
 @dataclasses.dataclass
 class TrackerConfig:
-  """Defaults are DESIGN.md section 3's (the authors' FairMOT-based tracker)."""
+  """Defaults are the authors' FairMOT-based tracker's (docs/design.md)."""
   det_thresh: float = 0.4            # detections below this are ignored altogether
   new_track_thresh: float = 0.5      # score needed to start a track
   embedding_thresh: float = 0.7      # stage 1 (FairMOT uses 0.4)
@@ -126,7 +126,7 @@ class TrackerConfig:
     return int(round(self.coast_seconds * self.fps))
 
 
-# The authors' matching (DESIGN.md section 3), without our later changes to it: one EMA
+# The authors' matching (docs/design.md), without our later changes to it: one EMA
 # feature, re-identification by appearance alone after 5 lost frames (as when it was
 # added), the chi2 0.95 gate, no overlap rule. pseudo-label's linking tracker is pinned to
 # it (the shipped labels were made with it) and the benchmarks' authors' rows use it.

@@ -222,7 +222,7 @@ def restore_checkpoint(mngr, state, sharding=None):
 
 @flax.struct.dataclass
 class _LegacyTrainState:
-  """The checkpoint layout up to 2026-11: TrainState with an (always empty) `extra`."""
+  """The checkpoint layout with an (always empty) `extra` field in TrainState, still read."""
   step: jnp.ndarray
   params: Any
   batch_stats: Any

@@ -1,4 +1,4 @@
-"""HVISNet training losses (DESIGN.md section 1; paper Sec. III-A).
+"""HVISNet training losses (docs/design.md, "The network"; paper Sec. III-A).
 
 Detection: sigmoid focal loss over all locations / #positives, GIoU on ltrb weighted by
 the centerness target / its sum, centerness BCE / #positives. Masks: BlendMask's blender

@@ -319,7 +319,7 @@ def test_camera_motion_compensation_runs_in_the_pipeline(clip_dir, default_predi
 def test_overwrite_replaces_an_earlier_run_whole_even_through_a_symlink(tmp_path, clip_dir,
                                                                         default_predictor):
   """An earlier run's `masks` is a symlink to the user's folder: --overwrite replaces the
-  run (the link goes, the folder it pointed to is untouched); it used to fail half way,
+  run (the link goes, the folder it pointed to is untouched); not fail half way,
   the old run deleted and the new one discarded."""
   src, _ = clip_dir
   out = tmp_path / 'run'

@@ -117,7 +117,7 @@ def test_bad_arguments(tmp_path, capsys):
 
 
 def test_write_dataset_never_replaces_a_folder_it_did_not_write(tmp_path):
-  """--out holding the user's files is refused before any work (it used to be deleted);
+  """--out holding the user's files is refused before any work, never deleted;
   an earlier synth output, recognised by its marker, is replaced whole."""
   import pytest  # pylint: disable=g-import-not-at-top
   user = tmp_path / 'mine'
