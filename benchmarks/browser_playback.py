@@ -54,10 +54,10 @@ def main():
   p.add_argument('--frames', type=int, default=20)
   p.add_argument('--json', default=None)
   a = p.parse_args()
-  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.apps import demo  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     run = os.path.join(tmp, 'run')
-    subprocess.run([sys.executable, '-m', 'hvisnet_jax.cli', 'track', app.DEMO_CLIP, '--out', run,
+    subprocess.run([sys.executable, '-m', 'hvisnet_jax.cli', 'track', demo.DEMO_CLIP, '--out', run,
                     '--frames', str(a.frames), '--save-video', '--quiet'], check=True)
     cap = cv2.VideoCapture(os.path.join(run, 'render.mp4'))
     fps, frames = cap.get(cv2.CAP_PROP_FPS), []

@@ -380,6 +380,7 @@ def run_real(work: str, only=None):
   """Every tracker on the student's detections of the held-out real clips (MOTS metrics)."""
   from scipy.optimize import linear_sum_assignment  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.evaluation import results  # pylint: disable=g-import-not-at-top
   gt, clips, settings = real_clip_inputs(work)
   names = [n for n, _ in make_trackers(30.0)[0] if not only or n in only]
   keys = ('HOTA', 'DetA', 'AssA', 'IDF1', 'sMOTSA', 'MOTSA', 'IDSW', 'TP', 'FN', 'FP')
@@ -388,7 +389,7 @@ def run_real(work: str, only=None):
     preds, secs, nframes = {}, 0.0, 0
     for name, (hw, frames) in clips.items():
       trk = dict(make_trackers(30.0, hw, ours=settings)[0])[tname]()
-      result = app.TrackResult(*hw)
+      result = results.TrackResult(*hw)
       for i, boxes, scores, embs, det_index, label in frames:
         t0 = time.perf_counter()
         res = trk.update(boxes, scores, embs)

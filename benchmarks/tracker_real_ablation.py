@@ -17,6 +17,7 @@ sys.path.insert(0, REPO)
 
 from hvisnet_jax import atomic, evaluation, provenance, video  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import track as app  # pylint: disable=wrong-import-position
+from hvisnet_jax.evaluation import results  # pylint: disable=wrong-import-position
 from hvisnet_jax.inference import predictor  # pylint: disable=wrong-import-position
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
 
@@ -58,7 +59,7 @@ def main():
     for name, frames in outputs.items():
       trk = tracker_lib.Tracker(app.model_tracker_config(pred, fps=30.0, **kw))
       carry = tracker_lib.MaskCarrier()
-      result = app.TrackResult(*frames[0][1])
+      result = results.TrackResult(*frames[0][1])
       for i, _, out in frames:
         assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
         id_map = tracker_lib.track_id_map(out['label_map'], assigned)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 
 def write_text(path: str, text: str) -> None:
@@ -113,3 +114,134 @@ def staging_dir(parent: str, prefix: str) -> str:
     tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
   os.chmod(tmp, 0o777 & ~_umask())
   return tmp
+
+
+# ---------------------------------------------------------------- staged run outputs
+# A command's results go to --out/.partial-PID-* and move into place when the run
+# completes; an earlier run in --out is recognised by its entries (run_kind).
+
+# What hvisnet runs write into --out: an earlier run is exactly these entries.
+RUN_OUTPUTS = ('tracks.txt', 'results.json', 'stats.json', 'render.mp4', 'masks', 'real',
+               'synthetic', 'summary.json')
+_PARTIAL = '.partial-'
+
+
+def _is_run_output(name: str) -> bool:
+  return name in RUN_OUTPUTS or (name.startswith('person') and name.endswith('.txt'))
+
+
+def run_kind(entries) -> Optional[str]:
+  """Which command wrote a folder of run outputs: 'track', 'demo' or 'extract-person'."""
+  entries = set(entries)
+  if entries and entries <= {'real', 'synthetic'}:
+    return 'demo'
+  if 'summary.json' in entries:
+    return 'extract-person'
+  if entries & {'tracks.txt', 'stats.json', 'results.json'}:
+    return 'track'
+  return None
+
+
+def check_output_dir(out_dir: str, overwrite: bool = False, kind: str = 'track') -> None:
+  """Before any slow work: --out can be written, and holds no earlier run unless `overwrite`
+  (then that run is replaced whole) and that run is this command's own (`kind`). Files
+  that no hvisnet run writes, and other commands' outputs, are never replaced."""
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise FileExistsError(f'{out_dir}: exists and is not a folder; choose another --out')
+  if os.path.isdir(out_dir):
+    entries = sorted(e for e in os.listdir(out_dir) if not e.startswith('.'))
+    foreign = [e for e in entries if not _is_run_output(e)]
+    if foreign:
+      raise FileExistsError(f'{out_dir}: holds files that are not an hvisnet run '
+                            f'({", ".join(foreign[:5])}); choose a new or empty --out')
+    other = run_kind(entries)
+    if entries and other != kind:
+      raise FileExistsError(f'{out_dir}: holds the output of hvisnet {other or "runs"} '
+                            f'({", ".join(entries[:5])}); hvisnet {kind} writes only into a '
+                            f'new or empty folder or its own earlier output: choose another '
+                            '--out')
+    if entries and not overwrite:
+      raise FileExistsError(f'{out_dir}: holds an earlier run ({", ".join(entries)}); pass '
+                            '--overwrite to replace it, or choose another --out')
+    probe = out_dir
+  else:
+    probe = os.path.dirname(os.path.abspath(out_dir))
+    while not os.path.exists(probe):
+      probe = os.path.dirname(probe)
+  try:                      # a real write: permission bits say nothing to root or on a
+    os.rmdir(tempfile.mkdtemp(prefix=_PARTIAL, dir=probe))   # read-only mount
+  except OSError as e:
+    raise PermissionError(f'{out_dir}: cannot be written ({probe}: {e.strerror})') from None
+
+
+def _remove_stale_partials(out_dir: str) -> None:
+  """Removes .partial-PID-* folders of runs that were killed (their PID is gone)."""
+  if not os.path.isdir(out_dir):
+    return
+  for e in os.listdir(out_dir):
+    if not e.startswith(_PARTIAL):
+      continue
+    pid = e[len(_PARTIAL):].split('-')[0]
+    if pid.isdigit() and _alive(int(pid)):
+      continue
+    shutil.rmtree(os.path.join(out_dir, e), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:                 # someone else's process
+    pass
+  return True
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str, overwrite: bool = False, kind: str = 'track'):
+  """Yields a temporary folder inside out_dir; only if the block completes does the run in
+  it replace out_dir's earlier run, whole (no file of an older run is left beside the new
+  ones). An interrupted or failed run leaves no complete-looking files behind, and no
+  out_dir it had to create."""
+  check_output_dir(out_dir, overwrite, kind)
+  created = not os.path.isdir(out_dir)
+  try:
+    # One run at a time per --out: a second one stops at once (two runs finishing would
+    # replace each other's results silently).
+    with folder_lock(out_dir, 'hvisnet run writing there', '--out'):
+      check_output_dir(out_dir, overwrite, kind)    # as it is now that we hold it
+      _remove_stale_partials(out_dir)
+      tmp = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-', dir=out_dir)
+      try:
+        yield tmp
+        _swap_in(out_dir, tmp)
+      finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+  except BaseException:
+    if created and os.path.isdir(out_dir) and set(os.listdir(out_dir)) <= {'.lock'}:
+      shutil.rmtree(out_dir, ignore_errors=True)
+    raise
+
+
+def _swap_in(out_dir: str, tmp: str) -> None:
+  """Replaces out_dir's earlier run by tmp's entries, whole: the old entries are renamed
+  aside first (a symlink moves as a link, nothing it points to is touched), then the new
+  ones in; if that fails the old ones go back."""
+  aside = tempfile.mkdtemp(prefix=f'{_PARTIAL}{os.getpid()}-old-', dir=out_dir)
+  moved, placed = [], []
+  try:
+    for entry in os.listdir(out_dir):
+      if _is_run_output(entry):
+        os.replace(os.path.join(out_dir, entry), os.path.join(aside, entry))
+        moved.append(entry)
+    for entry in os.listdir(tmp):
+      os.replace(os.path.join(tmp, entry), os.path.join(out_dir, entry))
+      placed.append(entry)
+  except BaseException:
+    for entry in placed:
+      os.replace(os.path.join(out_dir, entry), os.path.join(tmp, entry))
+    for entry in moved:
+      os.replace(os.path.join(aside, entry), os.path.join(out_dir, entry))
+    os.rmdir(aside)
+    raise
+  shutil.rmtree(aside, ignore_errors=True)     # unlinks symlinks, never follows them

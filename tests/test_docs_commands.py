@@ -82,8 +82,8 @@ def sandbox(tmp_path_factory, shared_data):
   for clip in ('video.mp4', 'crowd.mp4', 'mixed.mp4', 'a.mp4'):
     video.write_mp4(str(d / clip))
   # The teachers label real people: the demo clip's first frames for pseudo-label's inputs.
-  from hvisnet_jax.apps import track  # pylint: disable=g-import-not-at-top
-  cap = cv2.VideoCapture(track.DEMO_CLIP)
+  from hvisnet_jax.apps import demo  # pylint: disable=g-import-not-at-top
+  cap = cv2.VideoCapture(demo.DEMO_CLIP)
   (d / 'frames_dir').mkdir()
   real = [cap.read()[1] for _ in range(12)]
   cap.release()

@@ -222,9 +222,10 @@ def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
   """The host's work per frame after the network, on stored network outputs (a replay:
   no device): mask paste, tracker, identity map, RLE and result files, ms per frame each."""
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.evaluation import results  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=g-import-not-at-top
   trk = tracker_lib.Tracker(app.model_tracker_config(pred))
-  files = app.RunFiles(out_dir, 'replay', *frame_hw)
+  files = results.RunFiles(out_dir, 'replay', *frame_hw)
   spent = dict(paste=0.0, tracker=0.0, id_map=0.0, rle=0.0, write=0.0)
   clock = time.perf_counter
   t_all = clock()

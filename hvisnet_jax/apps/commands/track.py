@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
+from hvisnet_jax import atomic
 from hvisnet_jax.apps.commands import common
 
 
@@ -64,7 +65,7 @@ def run_track(args) -> int:
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   source = int(args.source) if args.source.isdigit() else args.source
   video.FrameReader(source, start=args.start).close()  # inputs first: a bad one fails fast,
-  app.check_output_dir(args.out, args.overwrite)  # not after the model is built
+  atomic.check_output_dir(args.out, args.overwrite)  # not after the model is built
   res = app.track_to_dir(source, common.predictor(args), args.out, save_video=args.save_video,
                          save_masks=args.save_masks, progress=not args.quiet,
                          overwrite=args.overwrite, carry_masks=args.carry_masks,
@@ -115,10 +116,10 @@ def report_source_problems(source, stats) -> None:
 def run_demo(args) -> int:
   """Synthetic video -> default model + tracker -> MOTS metrics against its ground truth."""
   from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
-  from hvisnet_jax.apps import track as app
+  from hvisnet_jax.apps import demo as demo_app  # pylint: disable=g-import-not-at-top
   model = args.checkpoint or args.model or 'real'
-  app.check_output_dir(args.out, args.overwrite, 'demo')    # before the models load
-  res = app.demo(args.out, frames=args.frames, seed=args.seed, preset=args.preset,
+  atomic.check_output_dir(args.out, args.overwrite, 'demo')    # before the models load
+  res = demo_app.demo(args.out, frames=args.frames, seed=args.seed, preset=args.preset,
                  predictor=common.predictor(args), progress=not args.quiet,
                  overwrite=args.overwrite)
   r = res['real']
