@@ -13,6 +13,7 @@ import numpy as np
 
 from hvisnet_jax.tracking import camera_motion as camera_motion_lib
 from hvisnet_jax.tracking import tracker as tracker_lib
+from hvisnet_jax.tracking import config as tracking_config  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,11 +25,11 @@ class Ours:
 
   def __init__(self, fps, authors=False, settings=None, camera_motion=False):
     # authors=True: the tracker as the authors released it (docs/design.md): no
-    # coasting, and tracker_lib.AUTHORS_MATCHING (no gallery, wider gate or overlap rule;
+    # coasting, and tracking_config.AUTHORS_MATCHING (no gallery, wider gate or overlap rule;
     # re-identification by appearance alone after 5 lost frames).
     # `settings`: a model's own tracker section (real clips: the built-in model's),
     # ignored by the authors' design.
-    kw = (dict(coast_seconds=0.0, **tracker_lib.AUTHORS_MATCHING) if authors
+    kw = (dict(coast_seconds=0.0, **tracking_config.AUTHORS_MATCHING) if authors
           else dict(settings or {}))
     self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
     self.cmc = camera_motion_lib.CameraMotion() if camera_motion else None

@@ -67,6 +67,7 @@ from hvisnet_jax import atomic, provenance  # pylint: disable=wrong-import-posit
 from hvisnet_jax import evaluation  # pylint: disable=wrong-import-position
 from hvisnet_jax.apps import extract  # pylint: disable=wrong-import-position
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
+from hvisnet_jax.tracking import config as tracking_config, masks as masks_lib  # pylint: disable=wrong-import-position
 
 from shared_data import SHARED  # pylint: disable=wrong-import-position
 ETH_UCY = os.path.join(SHARED, 'eth_ucy')
@@ -358,7 +359,7 @@ def real_clip_inputs(work: str, model: str = 'real'):
   root = os.path.join(work, 'pseudo_val')
   gt = evaluation.read_mots(os.path.join(root, 'mots'))
   pred = predictor.Predictor.from_export(model)
-  settings = app.model_tracker_settings(pred)
+  settings = tracking_config.model_section(pred.config)
   clips = {}
   for name in sorted(gt):
     reader = video.FrameReader(os.path.join(root, 'JPEGImages', name))
@@ -402,7 +403,7 @@ def run_real(work: str, only=None):
             if iou[r, c] >= 0.5:
               assigned[int(det_index[c])] = res[r][0]
               out_boxes[res[r][0]] = boxes[c]
-        result.add_id_map(i, tracker_lib.track_id_map(label, assigned), out_boxes, {})
+        result.add_id_map(i, masks_lib.track_id_map(label, assigned), out_boxes, {})
       preds[name] = result.sequence(name, gt[name].num_frames)
     m = evaluation.evaluate_mots(gt, preds)
     results[tname] = dict(combined={k: m['combined'][k] for k in keys},

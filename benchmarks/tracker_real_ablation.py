@@ -20,14 +20,16 @@ from hvisnet_jax.apps import track as app  # pylint: disable=wrong-import-positi
 from hvisnet_jax.evaluation import results  # pylint: disable=wrong-import-position
 from hvisnet_jax.inference import predictor  # pylint: disable=wrong-import-position
 from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=wrong-import-position
+from hvisnet_jax.tracking import config as tracking_config, masks as masks_lib  # pylint: disable=wrong-import-position
+from hvisnet_jax.tracking.kalman import CHI2_95_4DOF  # pylint: disable=wrong-import-position
 
 VARIANTS = {
     "default (as shipped: the model's tracker settings, new_track_thresh=0.6)": {},
     "the authors' new_track_thresh (0.5)": dict(new_track_thresh=0.5),
     "the authors' motion gate, chi2 0.95 (motion_gate=9.4877)":
-        dict(motion_gate=tracker_lib.CHI2_95_4DOF),
+        dict(motion_gate=CHI2_95_4DOF),
     'without the overlap rule (tracked_keeps_overlap=False)': dict(tracked_keeps_overlap=False),
-    'neither (motion_gate 9.49, tracked_keeps_overlap off)': dict(motion_gate=tracker_lib.CHI2_95_4DOF,
+    'neither (motion_gate 9.49, tracked_keeps_overlap off)': dict(motion_gate=CHI2_95_4DOF,
                                                     tracked_keeps_overlap=False),
     'IoU tie-breaker in stage 1 (iou_weight=0.3)': dict(iou_weight=0.3),
     'weak-detection pass (low_det_thresh=0.1)': dict(low_det_thresh=0.1),
@@ -57,12 +59,12 @@ def main():
   for variant, kw in VARIANTS.items():
     preds = {}
     for name, frames in outputs.items():
-      trk = tracker_lib.Tracker(app.model_tracker_config(pred, fps=30.0, **kw))
-      carry = tracker_lib.MaskCarrier()
+      trk = tracker_lib.Tracker(tracking_config.for_model(pred.config, fps=30.0, **kw))
+      carry = masks_lib.MaskCarrier()
       result = results.TrackResult(*frames[0][1])
       for i, _, out in frames:
         assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
-        id_map = tracker_lib.track_id_map(out['label_map'], assigned)
+        id_map = masks_lib.track_id_map(out['label_map'], assigned)
         boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
         if variant in CARRY:
           id_map = carry(id_map, boxes, trk.coasting())

@@ -37,6 +37,7 @@ from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
 from hvisnet_jax.data_pipelines import teacher as teacher_lib
 from hvisnet_jax.data_pipelines import yolo_teacher
+from hvisnet_jax.tracking import config as tracking_config
 
 
 IGNORE_ID = 10000                      # MOTS ignore regions (class evaluation.IGNORE)
@@ -118,7 +119,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   # and ground truth that moved with the tracker under test would measure nothing.
   trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(
       det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0),
-      **tracker_lib.AUTHORS_MATCHING))
+      **tracking_config.AUTHORS_MATCHING))
   frames: List[str] = []
   per_track: Dict[int, Dict[int, dict]] = {}
   seen: List[List[tuple]] = []          # per frame: (box, track id or 0) of every detection

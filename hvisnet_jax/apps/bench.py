@@ -224,7 +224,9 @@ def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.evaluation import results  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.tracking import tracker as tracker_lib  # pylint: disable=g-import-not-at-top
-  trk = tracker_lib.Tracker(app.model_tracker_config(pred))
+  from hvisnet_jax.tracking import config as tracking_config  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.tracking import masks as masks_lib  # pylint: disable=g-import-not-at-top
+  trk = tracker_lib.Tracker(tracking_config.for_model(pred.config))
   files = results.RunFiles(out_dir, 'replay', *frame_hw)
   spent = dict(paste=0.0, tracker=0.0, id_map=0.0, rle=0.0, write=0.0)
   clock = time.perf_counter
@@ -239,7 +241,7 @@ def host_stages(pred, raw_outputs, frame_hw, out_dir: str) -> Dict:
     t3 = clock()
     files.add(t, masks, {}, {tid: float(out['scores'][d]) for d, tid in assigned.items()})
     t4 = clock()
-    tracker_lib.track_id_map(out['label_map'], assigned)      # timed alone: --save-video
+    masks_lib.track_id_map(out['label_map'], assigned)      # timed alone: --save-video
     t5 = clock()
     for k, a, b in (('paste', t0, t1), ('tracker', t1, t2), ('rle', t2, t3), ('write', t3, t4),
                     ('id_map', t4, t5)):

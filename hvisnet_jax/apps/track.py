@@ -24,21 +24,10 @@ from hvisnet_jax import atomic
 from hvisnet_jax import evaluation
 from hvisnet_jax.evaluation.results import RunFiles, TrackResult
 from hvisnet_jax.tracking import camera_motion as camera_motion_lib
+from hvisnet_jax.tracking import config as tracking_config
+from hvisnet_jax.tracking import masks as masks_lib
 from hvisnet_jax.tracking import tracker as tracker_lib
 from hvisnet_jax import video as video_lib
-
-
-def model_tracker_settings(predictor) -> dict:
-  """The model config's `tracker` section (TrackerConfig fields) as a dict; {} if none."""
-  section = predictor.config.get('tracker') or {}
-  return section.to_dict() if hasattr(section, 'to_dict') else dict(section)
-
-
-def model_tracker_config(predictor, **kw) -> tracker_lib.TrackerConfig:
-  """The tracker's defaults with the model's own `tracker` config section on top (the
-  built-in real model raises new_track_thresh to 0.6: README, tracker section)."""
-  return tracker_lib.TrackerConfig.with_overrides(
-      model_tracker_settings(predictor), "the model config's tracker section", **kw)
 
 
 def track_masks(label_map: np.ndarray, assigned: Dict[int, int]) -> Dict[int, bytes]:
@@ -115,18 +104,18 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   camera_motion: estimate the camera's motion between frames for the tracker's
   predictions (TrackerConfig.camera_motion; None: the tracker config's setting).
   carry_masks: report a track missed for a moment (Tracker.coasting) with its last mask
-  moved to the predicted box (tracker_lib.MaskCarrier).
+  moved to the predicted box (masks_lib.MaskCarrier).
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   if in_flight < 1:
     raise ValueError(f'in_flight is {in_flight}; expected at least 1 chunk')
   reader = video_lib.FrameReader(source, start=start, count=max_frames, stride=stride)
-  cfg = tracker_config or model_tracker_config(predictor, fps=reader.fps / stride)
+  cfg = tracker_config or tracking_config.for_model(predictor.config, fps=reader.fps / stride)
   if camera_motion is not None:
     cfg = dataclasses.replace(cfg, camera_motion=camera_motion)
   trk = tracker_lib.Tracker(cfg)
   cmc = camera_motion_lib.CameraMotion() if cfg.camera_motion else None
-  carry, last_score = tracker_lib.MaskCarrier(), {}
+  carry, last_score = masks_lib.MaskCarrier(), {}
   times = {'frames': 0, 'track_s': 0.0}
   bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
   began = time.perf_counter()
@@ -145,7 +134,7 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     target.add(idx, masks, boxes, scores)
     if on_frame:
       if id_map is None:
-        id_map = tracker_lib.track_id_map(label_map, assigned)
+        id_map = masks_lib.track_id_map(label_map, assigned)
       on_frame(idx, frame, id_map, boxes)
     times['frames'] += 1
     now = time.perf_counter()
@@ -166,7 +155,7 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
     scores = {tid: float(out['scores'][d]) for d, tid in assigned.items()}
     if carry_masks:
       coasting = trk.coasting()
-      id_map = carry(tracker_lib.track_id_map(out['label_map'], assigned), boxes, coasting)
+      id_map = carry(masks_lib.track_id_map(out['label_map'], assigned), boxes, coasting)
       for tid, box in coasting.items():
         if (id_map == tid).any():
           boxes[tid], scores[tid] = box, last_score.get(tid, 0.0)

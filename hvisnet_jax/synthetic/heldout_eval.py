@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 
 from hvisnet_jax import evaluation
 from hvisnet_jax.synthetic import synth
+from hvisnet_jax.tracking import masks as masks_lib
 
 
 def heldout_videos(preset: str, videos: int, frames: int, height: int, width: int, seed: int):
@@ -73,7 +74,7 @@ def evaluate_predictor(predictor, preset: str, videos: int, frames: int, height:
     for t, img in enumerate(rgb):
       out = predictor.predict(img)
       assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'])
-      id_map = tracker_lib.track_id_map(out['label_map'], assigned)
+      id_map = masks_lib.track_id_map(out['label_map'], assigned)
       for tid in np.unique(id_map):
         if tid > 0:
           trk_seq.add(t, evaluation.mots_object_id(tid), id_map == tid)

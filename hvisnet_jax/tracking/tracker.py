@@ -4,134 +4,31 @@ Follows the authors' released tracker (FairMOT's JDETracker carrying a mask per 
 docs/design.md, "The tracker"): embeddings L2-normalised and smoothed per track (EMA 0.9); stage 1
 matches tracked and lost tracks to detections by cosine distance, gated by the Kalman
 Mahalanobis distance (cost = inf above chi2_0.95(4) = 9.4877, else 0.98 * emb + 0.02 *
-maha; ours gates at chi2_0.99(4), see TrackerConfig.motion_gate), threshold 0.7; stage 2
+maha; ours gates at chi2_0.99(4)), threshold 0.7; stage 2
 matches the remaining tracked tracks by IoU distance (threshold 0.5); unconfirmed tracks
 by IoU distance 0.7; a new track needs score >= 0.5; a lost track is removed after
 `track_buffer * fps / 30` frames; duplicates between tracked and lost tracks (IoU
 distance < 0.15) keep the longer track. Additions of ours
-(see TrackerConfig): tracks lost for longer than `reid_after_lost` frames are
+(tracking/config.py; measured in docs/tracker.md): tracks lost for longer than `reid_after_lost` frames are
 re-identified by appearance alone; coasting through short misses; an appearance gallery
 beside the EMA feature; a wider motion gate; a tracked track keeps a detection a lost
 track would take from it when its own predicted box overlaps that detection more.
 
-No jax or tensorflow imports: the tracker runs on the host beside the accelerator.
+The settings are tracking/config.py's; masks per track (id maps, the mask carried through
+a short miss) are tracking/masks.py's. No jax or tensorflow imports: the tracker runs on
+the host beside the accelerator.
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from hvisnet_jax.tracking.kalman import (CHI2_95_4DOF, CHI2_99_4DOF, warp_states,  # pylint: disable=unused-import
-                                         KalmanFilter, tlbr_to_xyah, xyah_to_tlbr)
+from hvisnet_jax.tracking.config import AUTHORS_MATCHING, TrackerConfig  # pylint: disable=unused-import
+from hvisnet_jax.tracking.kalman import KalmanFilter, tlbr_to_xyah, warp_states, xyah_to_tlbr
 from hvisnet_jax.tracking import matching
 from hvisnet_jax.tracking.matching import iou_matrix, linear_assignment
-
-
-@dataclasses.dataclass
-class TrackerConfig:
-  """Defaults are the authors' FairMOT-based tracker's (docs/design.md)."""
-  det_thresh: float = 0.4            # detections below this are ignored altogether
-  new_track_thresh: float = 0.5      # score needed to start a track
-  embedding_thresh: float = 0.7      # stage 1 (FairMOT uses 0.4)
-  iou_thresh: float = 0.5            # stage 2
-  unconfirmed_iou_thresh: float = 0.7
-  motion_weight: float = 0.02        # lambda of the fused cost: (1-l)*emb + l*maha
-  # Stage 1's gate on the squared Mahalanobis distance. The authors' (and DeepSORT's) is
-  # chi2_0.95(4) = 9.4877: by its own noise model it turns away 1 true match in 20, and
-  # far more when a detector's box is less steady than the filter assumes (a half-hidden
-  # person's box changes height from frame to frame). The turned-away detection is then
-  # free for a neighbour's track; the wider gate alone removes a third of the simulated
-  # identity switches. Ours is chi2_0.99(4) = 13.2767 (README, tracker section).
-  motion_gate: float = CHI2_99_4DOF
-  # Ours: after stage 1's assignment, a detection given to a lost track goes instead to a
-  # tracked track that got none, would accept it (cost under the same threshold) and
-  # whose predicted box overlaps it more than the lost track's does. Appearance alone
-  # hands a half-hidden person's detection (which carries the occluder's look) to the
-  # occluder's track when the occluder is missed; the person's own track, seen a frame
-  # ago, is where the detection is. (README, tracker section.)
-  tracked_keeps_overlap: bool = True
-  # Optional, off by default: with iou_weight > 0, stage 1's assignment also counts
-  # iou_weight x (1 - IoU(predicted box, detection)) for tracks lost at most
-  # reid_after_lost frames, as a tie-breaker (which pairs may match is still decided by
-  # the fused cost). Meant for two people side by side, where the half-hidden one's
-  # embedding carries the occluder's. Simulated benchmark (tracker_peers.py, 5 detector
-  # seeds x 2 re-ID qualities, 0.3): identity switches 113 -> 88, HOTA 76.97 -> 76.82;
-  # held-out real clips (real model as shipped): switches 29 -> 39, HOTA 0.294 -> 0.269.
-  # Not the default.
-  iou_weight: float = 0.0
-  ema_alpha: float = 0.9
-  # Ours: an appearance gallery beside the EMA feature. Stage 1's appearance distance is
-  # the smaller of the distance to the EMA feature and the mean distance to the 3 nearest
-  # of the track's last `gallery_size` matched features (0 = EMA only, the authors'
-  # tracker). The EMA drifts towards an occluder's appearance while a person is half
-  # hidden; the gallery still holds how they looked before. Three, not the nearest one:
-  # one noisy feature should not pull a stranger in. Measured variants (README, tracker
-  # section): the nearest one beside the EMA, and the gallery alone, switched more.
-  gallery_size: int = 30
-  track_buffer: int = 30             # frames at 30 fps a lost track is kept
-  fps: float = 30.0
-  duplicate_iou_dist: float = 0.15
-  # Ours, beyond the authors' tracker: a Kalman prediction extrapolated over a long absence
-  # says little about where a person comes back (re-entering the frame, leaving an
-  # occluder's far side), so tracks lost for more than `reid_after_lost` frames are
-  # matched on appearance alone, with the stricter cosine threshold `reid_thresh`.
-  # 15 frames, not 5: up to then the fused cost (appearance <= embedding_thresh inside the
-  # widening motion gate) still picks up a person missed in a burst, who would otherwise
-  # need reid_thresh and often start a new track. Chosen on the simulated benchmark's
-  # seeds 0-4 (identity switches 95 -> 69; 10 gave 75, 20 gave 69) and the training
-  # clips' pseudo ground truth (30 -> 22; 10: 24, 20: 23); README, tracker section.
-  reid_after_lost: int = 15
-  reid_thresh: float = 0.4
-  # Optional, off by default: ByteTrack's second chance for weak detections. With
-  # low_det_thresh set (e.g. 0.1), detections in [low_det_thresh, det_thresh) may continue
-  # a tracked track (IoU distance <= low_iou_thresh after the other stages), never start
-  # one. On the held-out real clips it helped with one resize of the frames and hurt with
-  # another (README, tracker section): no reliable gain, so not the default.
-  low_det_thresh: Optional[float] = None
-  low_iou_thresh: float = 0.5
-  # Ours: a track missed for at most `coast_seconds` (and seen in `coast_min_len` frames
-  # over its life, so a long track that came back after a miss coasts through the next)
-  # is still reported, at its Kalman prediction (Tracker.coasting): detectors miss people
-  # for a frame or two in bursts, and a person does not vanish for that.
-  coast_seconds: float = 0.2
-  coast_min_len: int = 3
-  # Ours, as BoT-SORT's GMC: `hvisnet track` estimates the camera's motion between frames
-  # (camera_motion.CameraMotion) and moves every track's prediction with it. Off by
-  # default; docs/tracker.md has the figures with a still and a moving camera.
-  camera_motion: bool = False
-  std_weight_position: float = 1.0 / 20
-  std_weight_velocity: float = 1.0 / 160
-
-  @classmethod
-  def with_overrides(cls, overrides, source: str = 'tracker settings', **kw) -> 'TrackerConfig':
-    """Defaults, then `overrides` (e.g. a model's own `tracker` config section: score
-    thresholds belong to the detector whose scores they cut), then `kw`."""
-    overrides = dict(overrides or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-      raise ValueError(f'{source}: unknown tracker setting {unknown[0]!r}; expected one of '
-                       f'{", ".join(sorted(names))}')
-    return cls(**{**overrides, **kw})
-
-  @property
-  def max_time_lost(self) -> int:
-    return int(self.fps / 30.0 * self.track_buffer)
-
-  @property
-  def coast_frames(self) -> int:
-    return int(round(self.coast_seconds * self.fps))
-
-
-# The authors' matching (docs/design.md), without our later changes to it: one EMA
-# feature, re-identification by appearance alone after 5 lost frames (as when it was
-# added), the chi2 0.95 gate, no overlap rule. pseudo-label's linking tracker is pinned to
-# it (the shipped labels were made with it) and the benchmarks' authors' rows use it.
-AUTHORS_MATCHING = dict(gallery_size=0, reid_after_lost=5, motion_gate=CHI2_95_4DOF,
-                        tracked_keeps_overlap=False)
 
 
 class State(enum.IntEnum):
@@ -464,63 +361,3 @@ class Tracker:
 def _union(a, b):
   seen = {id(t) for t in a}
   return a + [t for t in b if id(t) not in seen and not seen.add(id(t))]
-
-
-def track_id_map(label_map: np.ndarray, det_to_track: Dict[int, int]) -> np.ndarray:
-  """Predictor label map (detection index per pixel, -1 = none) -> track id per pixel (0 = none).
-
-  The label map gives each pixel to at most one detection, so track masks never overlap.
-  """
-  lut = np.zeros(int(max(label_map.max(), 0)) + 2, np.int32)
-  for det, tid in det_to_track.items():
-    if det + 1 < len(lut):
-      lut[det + 1] = tid
-  if label_map.flags.f_contiguous and not label_map.flags.c_contiguous:
-    return np.take(lut, label_map.T + 1).T          # keeps the map's Fortran order
-  return np.take(lut, label_map + 1)
-
-
-class MaskCarrier:
-  """Carries a coasting track's mask (Tracker.coasting) through a short miss.
-
-  Keeps the last mask of every reported track, cropped to its box; for a coasting track it
-  moves that mask with the Kalman prediction (the box centre's shift; the size of a
-  prediction over a few frames is kept) and paints it on pixels no other person holds, so
-  masks stay disjoint.
-  """
-
-  def __init__(self):
-    self._last = {}                 # track id -> (box centre, y0, x0, bool crop)
-
-  def __call__(self, id_map: np.ndarray, boxes: Dict[int, np.ndarray],
-               coasting: Dict[int, np.ndarray]) -> np.ndarray:
-    h, w = id_map.shape
-    for tid, box in boxes.items():
-      x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
-      x1, y1 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
-      if x1 > x0 and y1 > y0:
-        crop = id_map[y0:y1, x0:x1] == tid
-        if crop.any():
-          self._last[tid] = (_centre(box), y0, x0, crop)
-    if coasting:
-      id_map = id_map.copy()
-    for tid, box in coasting.items():
-      if tid not in self._last:
-        continue
-      (cx, cy), y0, x0, crop = self._last[tid]
-      nx, ny = _centre(box)
-      y0, x0 = y0 + int(round(ny - cy)), x0 + int(round(nx - cx))
-      ys, xs = slice(max(y0, 0), min(y0 + crop.shape[0], h)), slice(max(x0, 0),
-                                                                  min(x0 + crop.shape[1], w))
-      if ys.stop <= ys.start or xs.stop <= xs.start:
-        continue
-      part = crop[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
-      region = id_map[ys, xs]
-      region[part & (region == 0)] = tid
-    keep = set(boxes) | set(coasting)
-    self._last = {t: v for t, v in self._last.items() if t in keep}
-    return id_map
-
-
-def _centre(box):
-  return (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0

@@ -14,6 +14,7 @@ from hvisnet_jax.evaluation import results
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.synthetic import synth
 from hvisnet_jax import video
+from hvisnet_jax.tracking import config as tracking_config
 
 
 @pytest.fixture(scope='module')
@@ -202,10 +203,10 @@ def test_the_model_config_tracker_section_sets_the_tracker(clip_dir, default_pre
   import copy
   from hvisnet_jax.tracking import tracker as tracker_lib
   src, _ = clip_dir
-  assert app.model_tracker_config(default_predictor) == tracker_lib.TrackerConfig()
+  assert tracking_config.for_model(default_predictor.config) == tracker_lib.TrackerConfig()
   real = predictor.Predictor.from_export('real')
-  assert app.model_tracker_config(real, fps=25.0).new_track_thresh == 0.6
-  assert app.model_tracker_config(real, fps=25.0).fps == 25.0
+  assert tracking_config.for_model(real.config, fps=25.0).new_track_thresh == 0.6
+  assert tracking_config.for_model(real.config, fps=25.0).fps == 25.0
   cfg = copy.deepcopy(default_predictor.config)
   cfg.tracker = dict(new_track_thresh=1.01)
   strict = predictor.Predictor(cfg, default_predictor.variables)
@@ -215,7 +216,7 @@ def test_the_model_config_tracker_section_sets_the_tracker(clip_dir, default_pre
   cfg.tracker = dict(new_track_tresh=0.6)
   with pytest.raises(ValueError, match="tracker section: unknown tracker setting "
                      "'new_track_tresh'; expected one of .*new_track_thresh"):
-    app.model_tracker_config(predictor.Predictor(cfg, default_predictor.variables))
+    tracking_config.for_model(predictor.Predictor(cfg, default_predictor.variables).config)
 
 
 @pytest.mark.parametrize('in_flight', [1, 3])

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
+from hvisnet_jax.tracking import masks
 from hvisnet_jax.tracking import tracker as tr
+from hvisnet_jax.tracking.kalman import CHI2_95_4DOF, CHI2_99_4DOF
 
 
 def test_kalman_initiate_and_predict_by_hand():
@@ -109,7 +111,7 @@ def test_half_hidden_person_keeps_its_identity_by_position(iou_weight, swaps):
   assert got[0] == (id_a if swaps else id_b)
 
 
-@pytest.mark.parametrize('gate,swaps', [(tr.CHI2_99_4DOF, False), (tr.CHI2_95_4DOF, True)])
+@pytest.mark.parametrize('gate,swaps', [(CHI2_99_4DOF, False), (CHI2_95_4DOF, True)])
 def test_wider_motion_gate_keeps_a_half_hidden_person_whose_box_grows(gate, swaps):
   """b, half behind a, was detected shorter than a (its top hidden); when a is missed and
   b shows its full height, the authors' chi2 0.95 gate turns b's own track away and the
@@ -164,7 +166,7 @@ def test_low_scores_and_invalid_are_ignored():
 
 def test_track_id_map_keeps_masks_disjoint():
   lm = np.array([[-1, 0, 0], [1, 1, 2]])
-  ids = tr.track_id_map(lm, {0: 7, 1: 9})
+  ids = masks.track_id_map(lm, {0: 7, 1: 9})
   np.testing.assert_array_equal(ids, [[0, 7, 7], [9, 9, 0]])
 
 
@@ -255,7 +257,7 @@ def test_a_weak_detection_continues_a_track_but_never_starts_one():
 
 
 def test_mask_carrier_moves_the_last_mask_onto_free_pixels_only():
-  carry = tr.MaskCarrier()
+  carry = masks.MaskCarrier()
   id_map = np.zeros((20, 30), int)
   id_map[5:10, 2:6] = 7
   id_map[0:20, 20:30] = 9
