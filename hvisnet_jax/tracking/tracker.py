@@ -20,90 +20,41 @@ the host beside the accelerator.
 """
 from __future__ import annotations
 
-import enum
+import dataclasses
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from hvisnet_jax.tracking.config import AUTHORS_MATCHING, TrackerConfig  # pylint: disable=unused-import
-from hvisnet_jax.tracking.kalman import KalmanFilter, tlbr_to_xyah, warp_states, xyah_to_tlbr
+from hvisnet_jax.tracking.kalman import KalmanFilter, tlbr_to_xyah, warp_states
+from hvisnet_jax.tracking.track import State, Track
 from hvisnet_jax.tracking import matching
 from hvisnet_jax.tracking.matching import iou_matrix, linear_assignment
 
 
-class State(enum.IntEnum):
-  NEW = 0
-  TRACKED = 1
-  LOST = 2
-  REMOVED = 3
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One association step of Tracker.update: which tracks meet which detections, by what
+  cost, under which TrackerConfig threshold, and what the tracks it leaves become."""
+  name: str
+  tracks: str           # 'pool' (tracked + lost), 'tracked_left' (tracked, unmatched so
+                        # far), 'unconfirmed' (started last frame)
+  detections: str       # 'strong' (>= det_thresh, unmatched so far), 'weak'
+  cost: str             # 'embedding' (appearance gated by motion) or 'iou' (1 - IoU)
+  threshold: str        # the TrackerConfig field that caps the cost
+  unmatched: str = ''   # the tracks left: '' (on to the next stage), 'lost' or 'removed'
+  keep_embedding: bool = True   # False: a match moves the track, not its embedding
 
 
-class Track:
-  """One identity: Kalman state, smoothed embedding, and its latest detection."""
-
-  def __init__(self, box, score, emb, det_index, gallery_size=0):
-    self.box = np.asarray(box, float)
-    self.score = float(score)
-    self.smooth_feat = None
-    # The last `gallery_size` matched features, a ring: row gallery_count % size is next.
-    self.gallery = None
-    self.gallery_count = 0
-    self._gallery_size = gallery_size
-    # A detection's feature enters the gallery only if it becomes a track (activate): most
-    # detections are matched to an existing track, whose gallery takes the feature then.
-    self.update_features(emb, 0.0, to_gallery=False)
-    self.det_index = det_index
-    self.track_id = 0
-    self.state = State.NEW
-    self.is_activated = False
-    self.mean = self.cov = None
-    self.frame_id = self.start_frame = 0
-    self.tracklet_len = 0
-    self.hits = 0        # frames with a detection over the track's whole life (coasting)
-
-  def update_features(self, emb, alpha, to_gallery=True):
-    f = np.asarray(emb, float)
-    f = f / max(np.linalg.norm(f), 1e-12)
-    self.curr_feat = f
-    if to_gallery and alpha < 1.0:             # alpha 1: a feature the track does not take
-      self._add_to_gallery(f)
-    if self.smooth_feat is None:
-      self.smooth_feat = f
-    else:
-      self.smooth_feat = alpha * self.smooth_feat + (1 - alpha) * f
-    self.smooth_feat = self.smooth_feat / max(np.linalg.norm(self.smooth_feat), 1e-12)
-
-  def _add_to_gallery(self, f):
-    if not self._gallery_size:
-      return
-    if self.gallery is None:
-      self.gallery = np.zeros((self._gallery_size, len(f)))
-    self.gallery[self.gallery_count % self._gallery_size] = f
-    self.gallery_count += 1
-
-  @property
-  def tlbr(self):
-    return self.box.copy() if self.mean is None else xyah_to_tlbr(self.mean[:4])
-
-  def activate(self, kf, frame_id, track_id):
-    self._add_to_gallery(self.curr_feat)
-    self.track_id = track_id
-    self.mean, self.cov = kf.initiate(tlbr_to_xyah(self.box))
-    self.tracklet_len = 0
-    self.hits = 1
-    self.state = State.TRACKED
-    self.is_activated = frame_id == 1
-    self.frame_id = self.start_frame = frame_id
-
-  def update(self, kf, det: 'Track', frame_id, alpha, reactivate=False):
-    self.mean, self.cov = kf.update(self.mean, self.cov, tlbr_to_xyah(det.box))
-    self.box, self.score, self.det_index = det.box, det.score, det.det_index
-    self.update_features(det.curr_feat, alpha)
-    self.state = State.TRACKED
-    self.is_activated = True
-    self.frame_id = frame_id
-    self.tracklet_len = 0 if reactivate else self.tracklet_len + 1
-    self.hits += 1
+# The authors' stages, with ByteTrack's weak second chance (empty unless low_det_thresh).
+STAGES = (
+    Stage('appearance', 'pool', 'strong', 'embedding', 'embedding_thresh'),
+    Stage('iou', 'tracked_left', 'strong', 'iou', 'iou_thresh'),
+    Stage('weak', 'tracked_left', 'weak', 'iou', 'low_iou_thresh', unmatched='lost',
+          keep_embedding=False),
+    Stage('unconfirmed', 'unconfirmed', 'strong', 'iou', 'unconfirmed_iou_thresh',
+          unmatched='removed'),
+)
 
 
 class Tracker:
@@ -220,6 +171,18 @@ class Tracker:
     nearest = np.where(np.isfinite(nearest), nearest, 0.0).sum(1) / np.minimum(filled, m)
     cost[rows, cols] = np.minimum(cost[rows, cols], nearest)
 
+  def _associate(self, stage: 'Stage', tracks, dets):
+    """One stage's Hungarian assignment: (matches, unmatched tracks, unmatched dets)."""
+    cfg = self.config
+    if stage.cost == 'embedding':
+      cost = self._embedding_cost(tracks, dets)
+      m, u_track, u_det = linear_assignment(cost, cfg.embedding_thresh + cfg.iou_weight)
+      if cfg.tracked_keeps_overlap:
+        m, u_track = self._tracked_keeps_overlap(tracks, dets, cost, m, u_track)
+      return m, u_track, u_det
+    cost = 1 - iou_matrix([t.tlbr for t in tracks], [d.box for d in dets])
+    return linear_assignment(cost, getattr(cfg, stage.threshold))
+
   def update(self, boxes, scores, embeddings, valid=None, warp=None) -> Dict[int, int]:
     """Associates this frame's detections (x1, y1, x2, y2 boxes in pixels) with tracks.
 
@@ -260,54 +223,31 @@ class Tracker:
         t.mean, t.cov = m, c
 
     activated, refound, lost, removed = [], [], [], []
-    # Stage 1: embeddings, gated by motion.
-    cost = self._embedding_cost(pool, dets)
-    m, u_track, u_det = linear_assignment(cost, cfg.embedding_thresh + cfg.iou_weight)
-    if cfg.tracked_keeps_overlap:
-      m, u_track = self._tracked_keeps_overlap(pool, dets, cost, m, u_track)
-    for it, idet in m:
-      t = pool[it]
-      if t.state == State.TRACKED:
-        t.update(self.kf, dets[idet], self.frame_id, cfg.ema_alpha)
-        activated.append(t)
-      else:
-        t.update(self.kf, dets[idet], self.frame_id, cfg.ema_alpha, reactivate=True)
-        refound.append(t)
-    # Stage 2: IoU for the remaining tracked tracks.
-    dets2 = [dets[i] for i in u_det]
-    r_tracked = [pool[i] for i in u_track if pool[i].state == State.TRACKED]
-    cost = 1 - iou_matrix([t.tlbr for t in r_tracked], [d.box for d in dets2])
-    m, u_track2, u_det2 = linear_assignment(cost, cfg.iou_thresh)
-    for it, idet in m:
-      r_tracked[it].update(self.kf, dets2[idet], self.frame_id, cfg.ema_alpha)
-      activated.append(r_tracked[it])
-    # Stage 2b: weak detections for the tracked tracks still unmatched (IoU only).
-    left = [r_tracked[i] for i in u_track2]
     weak_dets = [Track(boxes[i], scores[i], embeddings[i], int(i), cfg.gallery_size)
                  for i in weak]
-    cost = 1 - iou_matrix([t.tlbr for t in left], [d.box for d in weak_dets])
-    m, u_left, _ = linear_assignment(cost, cfg.low_iou_thresh)
-    for it, idet in m:
-      # The box moves the track; a weak (often occluded) detection's embedding does not.
-      left[it].update(self.kf, weak_dets[idet], self.frame_id, alpha=1.0)
-      activated.append(left[it])
-    for it in u_left:
-      t = left[it]
-      t.state = State.LOST
-      lost.append(t)
-    # Unconfirmed tracks (seen once) need a good IoU match now.
-    dets3 = [dets2[i] for i in u_det2]
-    cost = 1 - iou_matrix([t.tlbr for t in unconfirmed], [d.box for d in dets3])
-    m, u_unconf, u_det3 = linear_assignment(cost, cfg.unconfirmed_iou_thresh)
-    for it, idet in m:
-      unconfirmed[it].update(self.kf, dets3[idet], self.frame_id, cfg.ema_alpha)
-      activated.append(unconfirmed[it])
-    for it in u_unconf:
-      unconfirmed[it].state = State.REMOVED
-      removed.append(unconfirmed[it])
-    # New tracks.
-    for i in u_det3:
-      d = dets3[i]
+    groups = {'pool': pool, 'unconfirmed': unconfirmed, 'tracked_left': [],
+              'strong': dets, 'weak': weak_dets}
+    for stage in STAGES:
+      tracks, found = groups[stage.tracks], groups[stage.detections]
+      m, u_track, u_det = self._associate(stage, tracks, found)
+      for it, idet in m:
+        t = tracks[it]
+        if t.state == State.LOST:
+          t.update(self.kf, found[idet], self.frame_id, cfg.ema_alpha, reactivate=True)
+          refound.append(t)
+        else:                 # alpha 1: the box moves the track, the embedding does not
+          t.update(self.kf, found[idet], self.frame_id,
+                   cfg.ema_alpha if stage.keep_embedding else 1.0)
+          activated.append(t)
+      left = [tracks[i] for i in u_track]
+      for t in left if stage.unmatched else ():
+        t.state = State.LOST if stage.unmatched == 'lost' else State.REMOVED
+        (lost if stage.unmatched == 'lost' else removed).append(t)
+      if stage.tracks != 'unconfirmed':
+        groups['tracked_left'] = [t for t in left if t.state == State.TRACKED]
+      if stage.detections == 'strong':
+        groups['strong'] = [found[i] for i in u_det]
+    for d in groups['strong']:                # detections no stage took: new tracks
       if d.score >= cfg.new_track_thresh:
         d.activate(self.kf, self.frame_id, self._new_id())
         activated.append(d)
