@@ -82,8 +82,9 @@ def remove_unfinished_start(workdir: str, wrote_config: bool) -> None:
       os.remove(os.path.join(workdir, e))
 
 
-def check_workdir_config(config, workdir):
-  """Refuses a workdir whose checkpoints were written for another model config."""
+def check_workdir_config(config, workdir, num_ids: int = None):
+  """Refuses a workdir whose checkpoints were written for another model config; writes
+  the config (with `num_ids`, the identity classifier's size, which restoring needs)."""
   path = storage.join(workdir, 'config.json')
   if storage.exists(path):
     saved = ml_collections.ConfigDict(json.loads(storage.read_text(path)))
@@ -94,7 +95,10 @@ def check_workdir_config(config, workdir):
           f'{"; ".join(diffs[:6])}); use a new --workdir or the same config')
   storage.makedirs(workdir)
   if jax.process_index() == 0:          # one writer on a shared workdir (multi-host)
-    storage.write_text(path, config.to_json(indent=2, sort_keys=True))
+    saved = json.loads(config.to_json(sort_keys=True))
+    if num_ids is not None:
+      saved['num_ids'] = int(num_ids)
+    storage.write_text(path, json.dumps(saved, indent=2, sort_keys=True))
 
 
 WorkdirBusyError = atomic.FolderBusyError

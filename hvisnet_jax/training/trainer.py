@@ -218,7 +218,7 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
   logging.info('training data-parallel on %d %s device(s), global batch %d', mesh.size,
                jax.devices()[0].platform, tcfg.batch_size)
   repl = sharding_lib.replicated(mesh)
-  checkpoints.check_workdir_config(config, workdir)
+  checkpoints.check_workdir_config(config, workdir, source.num_ids)
   rng = jax.random.PRNGKey(tcfg.seed)
   state = create_train_state(config, rng, source.num_ids, source.padded)
   sharding_lib.align_processes('hvisnet_train_init')
@@ -304,33 +304,49 @@ def _predictor(config, state):
   return predictor_lib.Predictor(config, jax.device_get(inference_variables(state)))
 
 
-def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
-  """`hvisnet export`: the latest checkpoint of a training workdir -> an export directory.
-
-  Returns the checkpoint's step. Errors name the workdir and what is missing.
-  """
+def restore_predictor(workdir: str):
+  """(Predictor of a training workdir's latest checkpoint, its step), restored in memory:
+  what `hvisnet track --checkpoint WORKDIR` runs and `hvisnet export` writes. Errors name
+  the workdir and what is missing."""
   path = storage.join(workdir, 'config.json')
   if not storage.isfile(path):
     raise FileNotFoundError(f'{workdir}: not a training workdir (no config.json)')
-  config = ml_collections.ConfigDict(json.loads(storage.read_text(path)))
+  saved = json.loads(storage.read_text(path))
+  num_ids = saved.pop('num_ids', None)
+  config = ml_collections.ConfigDict(saved)
   mngr = checkpoints.checkpoint_manager(workdir, config.train)
-  step = mngr.latest_step()
-  if step is None:
-    raise FileNotFoundError(f'{workdir}: no checkpoint in {mngr.directory}')
+  try:
+    step = mngr.latest_step()
+    if step is None:
+      raise FileNotFoundError(f'{workdir}: no checkpoint in {mngr.directory}')
+    if num_ids is None:                 # a workdir written before config.json held it
+      num_ids = _checkpoint_num_ids(storage.join(str(mngr.directory), str(step), 'default'))
+    shapes_only = ml_collections.ConfigDict(config.to_dict())
+    shapes_only.model.backbone.pretrained = ''      # the template needs shapes, not weights
+    template = jax.eval_shape(lambda: create_train_state(shapes_only, jax.random.PRNGKey(0),
+                                                         num_ids, (64, 64)))
+    state = checkpoints.restore_checkpoint(mngr, template)
+  finally:
+    mngr.close()
+  return _predictor(config, state), step
+
+
+def _checkpoint_num_ids(item: str) -> int:
+  """The identity classifier's size, read from the checkpoint's own metadata."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  item = storage.join(str(mngr.directory), str(step), 'default')
   try:
     with ocp.StandardCheckpointer() as ckptr:
       meta = ckptr.metadata(item)
     meta = getattr(meta, 'item_metadata', meta)
-    num_ids = int(meta['params']['extra']['id_classifier']['kernel'].shape[1]) - 1
+    return int(meta['params']['extra']['id_classifier']['kernel'].shape[1]) - 1
   except (KeyError, TypeError, AttributeError, ValueError, FileNotFoundError) as e:
-    raise checkpoints.ConfigMismatchError(f'{item}: not a checkpoint of the trainer ({e!r})') from None
-  shapes_only = ml_collections.ConfigDict(config.to_dict())
-  shapes_only.model.backbone.pretrained = ''        # the template needs shapes, not weights
-  template = jax.eval_shape(lambda: create_train_state(shapes_only, jax.random.PRNGKey(0),
-                                                       num_ids, (64, 64)))
-  state = checkpoints.restore_checkpoint(mngr, template)
-  mngr.close()
-  _predictor(config, state).export(out, dtype=dtype)
+    raise checkpoints.ConfigMismatchError(
+        f'{item}: not a checkpoint of the trainer ({e!r})') from None
+
+
+def export_workdir(workdir: str, out: str, dtype: str = 'float32') -> int:
+  """`hvisnet export`: the latest checkpoint of a training workdir -> an export directory.
+  Returns the checkpoint's step."""
+  pred, step = restore_predictor(workdir)
+  pred.export(out, dtype=dtype)
   return step

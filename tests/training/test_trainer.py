@@ -170,11 +170,20 @@ def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, caps
   import cv2
   for t in range(3):
     cv2.imwrite(str(clip / f'{t:03d}.jpg'), np.full((96, 128, 3), 100, np.uint8))
-  for ckpt in (wd, tmp_path / 'ex'):
-    out = tmp_path / f'track_{ckpt.name}'
-    assert cli.main(['track', str(clip), '--out', str(out), '--checkpoint', str(ckpt),
-                     '--quiet']) == 0
-    assert (out / 'tracks.txt').is_file()
+  before = sorted(str(p) for p in wd.rglob('*'))
+  # A workdir predicts from its checkpoint restored in memory: no export, temporary or not.
+  real_export = predictor.Predictor.export
+  predictor.Predictor.export = lambda *a, **k: pytest.fail('track wrote an export')
+  try:
+    for ckpt in (wd, tmp_path / 'ex'):
+      out = tmp_path / f'track_{ckpt.name}'
+      assert cli.main(['track', str(clip), '--out', str(out), '--checkpoint', str(ckpt),
+                       '--quiet']) == 0
+      assert (out / 'tracks.txt').is_file()
+  finally:
+    predictor.Predictor.export = real_export
+  assert sorted(str(p) for p in wd.rglob('*')) == before
+  assert json.loads((wd / 'config.json').read_text())['num_ids'] == source.num_ids
   # A workdir is not an export: exporting onto it is refused, its checkpoints stay.
   assert cli.main(['export', str(wd), '--out', str(wd)]) == 2
   assert 'not an hvisnet export' in capsys.readouterr().err

@@ -44,7 +44,6 @@ def add_input_size(parser) -> None:
 
 
 def _load_predictor(args):
-  import tempfile  # pylint: disable=g-import-not-at-top
   from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
   ckpt = getattr(args, 'checkpoint', None)
   if ckpt in predictor.BUILT_IN_MODELS and os.path.exists(ckpt):
@@ -52,9 +51,7 @@ def _load_predictor(args):
                      f'./{ckpt} for the folder or --model {ckpt} for the built-in model')
   if ckpt and storage.isdir(storage.join(ckpt, 'checkpoints')):
     from hvisnet_jax.training import trainer  # pylint: disable=g-import-not-at-top
-    with tempfile.TemporaryDirectory() as tmp:
-      trainer.export_workdir(ckpt, os.path.join(tmp, 'export'))
-      return predictor.Predictor.from_export(os.path.join(tmp, 'export'))
+    return trainer.restore_predictor(ckpt)[0]       # in memory: nothing written to disk
   return predictor.Predictor.from_export(ckpt or getattr(args, 'model', None))
 
 
