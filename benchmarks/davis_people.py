@@ -77,7 +77,8 @@ def main():
   p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
   p.add_argument('--json', default=None)
   a = p.parse_args()
-  predictor.use_cpu_devices()
+  from hvisnet_jax.inference import devices  # pylint: disable=g-import-not-at-top
+  devices.use_cpu_devices()
   pred = predictor.Predictor.from_export(a.model)
   seqs = sorted(d for d in os.listdir(DAVIS) if os.path.isdir(os.path.join(DAVIS, d)))
   truth = {s: [cv2.imread(f, cv2.IMREAD_GRAYSCALE) > 127 for f in

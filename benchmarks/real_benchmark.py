@@ -202,7 +202,8 @@ def main():
     if missing:
       p.error(f'--only keeps the other sections of {a.json}, but it has no {missing[0]!r}; '
               f'run without --only (or add {missing[0]} to it)')
-  predictor_lib.use_cpu_devices(a.cpu_devices)
+  from hvisnet_jax.inference import devices  # pylint: disable=g-import-not-at-top
+  devices.use_cpu_devices(a.cpu_devices)
   from hvisnet_jax.data_pipelines import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   teacher = teacher_lib.Teacher(tiles=2)

@@ -47,7 +47,8 @@ def main(argv=None):
   p.add_argument('--json', default=None)
   a = p.parse_args(argv[1:])
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-  predictor_lib.use_cpu_devices(a.cpu_devices)
+  from hvisnet_jax.inference import devices  # pylint: disable=g-import-not-at-top
+  devices.use_cpu_devices(a.cpu_devices)
   from hvisnet_jax.apps import track as app  # pylint: disable=g-import-not-at-top
   preds = {m: predictor_lib.Predictor.from_spec(m) for m in a.models}
   out = {}

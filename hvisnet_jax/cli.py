@@ -100,8 +100,8 @@ def main(argv=None) -> int:
       _use_compilation_cache()
     _check_locations(args)
     if hasattr(args, 'cpu_devices'):       # before JAX starts: it fixes its devices then
-      from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
-      predictor.use_cpu_devices(args.cpu_devices)
+      from hvisnet_jax.inference import devices  # pylint: disable=g-import-not-at-top
+      devices.use_cpu_devices(args.cpu_devices)
     return args.func(args)
   except (OSError, ValueError,  # FileNotFoundError, PermissionError and our input errors
           packaged_files.TeacherFileError) as e:

@@ -67,8 +67,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   if _CPU_DEVICES.value is not None:     # before JAX starts: it fixes its devices then
-    from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
-    predictor.use_cpu_devices(_CPU_DEVICES.value)
+    from hvisnet_jax.inference import devices  # pylint: disable=g-import-not-at-top
+    devices.use_cpu_devices(_CPU_DEVICES.value)
   if _MULTIHOST.value:
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()

@@ -63,3 +63,17 @@ def merge(passes: Sequence[Dict[str, np.ndarray]], bands: Sequence[tuple], nms_i
       out[k][b, :len(order)] = cand[k][order]
     out['valid'][b, :len(order)] = True
   return out
+
+
+def merge_crowd_pass(base, crowd, crowded, bands, nms_iou: float, slots: int):
+  """A batch's first-pass instances `base` with the crowd pass's `crowd` (run on the
+  `crowded` frames only) merged by height band; the other frames keep their first pass,
+  in the same number of slots."""
+  idx, calm = np.flatnonzero(crowded), np.flatnonzero(~crowded)
+  pick = lambda d, rows: {k: d[k][rows] for k in INSTANCE_KEYS + ('valid',)}  # pylint: disable=g-long-lambda
+  merged = merge([pick(base, idx), crowd], bands, nms_iou, slots)
+  alone = merge([pick(base, calm)], [(0.0, np.inf)], nms_iou, slots)
+  res = {k: np.zeros((len(crowded),) + merged[k].shape[1:], merged[k].dtype) for k in merged}
+  for k in res:
+    res[k][idx], res[k][calm] = merged[k], alone[k]
+  return res

@@ -1,30 +1,15 @@
-"""Per-frame inference: any HxW RGB frame in, padded instances in that frame's coordinates out.
+"""Per-frame inference: any HxW RGB frame in, padded instances in its coordinates out.
 
-Frames are resized on the host (short side to `min_size`, long side capped at
-`max_size`); padding to a multiple of 32, the network and post-processing run inside one
-jitted function per input shape (jit's own cache compiles each frame size once). Masks
-are pasted into the frame and the label map made on the host by default
-(inference.paste='host', host_paste.py), or inside jit ('device').
-
-configure(input_size=[352, 800]) runs each frame at several sizes and keeps each person
-from the pass that suits its height (multiscale.py): distant crowds and people close up.
-A crowd pass (inference.crowd_size, configure(crowd_size=...)) does the same only on the
-frames where the first pass sees a crowd of small people, so that ordinary footage keeps
-the first size's speed.
-
-Batches are split over the predictor's devices (data parallel, NamedSharding); on a CPU,
-`use_cpu_devices` splits the host into several XLA devices so that frames run side by
-side: XLA runs one frame's small convolutions on about one core (2 cores: 1.5-1.9x the
-frames per second of one device, benchmarks/real_benchmark.py).
+Frames are resized on the host (inputs.py), then padding, the network and decoding run in
+one jitted function per input shape; masks are pasted and the label map made on the host
+(host_paste.py) or in jit. configure(input_size=[352, 800]) runs several sizes and keeps
+each person from the one that suits its height; a crowd pass does so only on frames with
+a distant crowd (multiscale.py). Batches are split over the devices (NamedSharding; on a
+CPU, devices.py splits the host). Loading is loading.py's, writing an export export.py's.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import logging
-import os
-import shutil
-import tempfile
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import cv2
@@ -34,98 +19,15 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hvisnet_jax import atomic, storage
 from hvisnet_jax.model import hvisnet as model_lib
 from hvisnet_jax.inference import export as export_lib
 from hvisnet_jax.inference import host_paste
+from hvisnet_jax.inference.inputs import check_frames, check_settings, resize_plan
 from hvisnet_jax.inference import multiscale
 from hvisnet_jax.inference import postprocess
 
-# Committed models: 'real' (the default; MobileNetV2 student distilled on real footage,
-# configs/hvisnet_real.py) and 'synthetic' (tiny DLA, trained on synthetic cartoons).
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
-BUILT_IN_MODELS = ('real', 'synthetic')
-DEFAULT_MODEL = 'real'
-
-
-def model_dir(name_or_dir: Optional[str] = None) -> str:
-  """A built-in model's name ('real', 'synthetic'; None = the default) or an export directory."""
-  name_or_dir = name_or_dir or DEFAULT_MODEL
-  if name_or_dir in BUILT_IN_MODELS:
-    return os.path.join(MODELS_DIR, name_or_dir)
-  return name_or_dir
-
-
-def _replaceable_export(path: str) -> bool:
-  """An empty folder, or one an export wrote (config.json + variables/ [+ train_log.jsonl])."""
-  if storage.is_remote(path):
-    entries = {f.split('/')[0] for f in storage.walk(path)}
-  elif not os.path.isdir(path) or os.path.islink(path):
-    return False
-  else:
-    entries = set(os.listdir(path))
-  return not entries or ('config.json' in entries and
-                         entries <= {'config.json', 'variables', 'train_log.jsonl'})
-
-
-@contextlib.contextmanager
-def local_model_dir(name_or_dir: Optional[str] = None):
-  """model_dir(name_or_dir) as a local folder: a remote export (gs://...) is downloaded into
-  a temporary one for the duration."""
-  directory = model_dir(name_or_dir)
-  if not storage.is_remote(directory):
-    yield directory
-    return
-  directory = storage.location(directory)
-  if not storage.isfile(storage.join(directory, 'config.json')):
-    raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')
-  with tempfile.TemporaryDirectory(prefix='hvisnet-model-') as tmp:
-    storage.download_tree(directory, tmp)
-    yield tmp
-
-
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits',
                'mask_boxes')
-
-
-def resize_plan(height: int, width: int, icfg: ml_collections.ConfigDict):
-  """(resized_h, resized_w), (padded_h, padded_w) for a frame of height x width."""
-  scale = icfg.min_size / min(height, width)
-  if max(height, width) * scale > icfg.max_size:
-    scale = icfg.max_size / max(height, width)
-  rh, rw = max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
-  d = icfg.size_divisibility
-  return (rh, rw), (-(-rh // d) * d, -(-rw // d) * d)
-
-
-def check_frames(frames: Any, batched: bool) -> np.ndarray:
-  """Validates frames, returning an ndarray; raises ValueError saying what was expected."""
-  arr = np.asarray(frames)
-  want = '(N, H, W, 3)' if batched else '(H, W, 3)'
-  rank = 4 if batched else 3
-  if arr.ndim != rank or arr.shape[-1] != 3:
-    raise ValueError(f'expected an RGB frame{"s" if batched else ""} of shape {want}, got '
-                     f'shape {arr.shape}')
-  if arr.size == 0:
-    raise ValueError(f'expected a non-empty frame of shape {want}, got shape {arr.shape}')
-  if arr.dtype != np.uint8:
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-      raise ValueError(f'expected uint8 or real-valued pixels, got dtype {arr.dtype}')
-    if not np.isfinite(arr).all():
-      raise ValueError('frame holds non-finite values (NaN or inf); expected pixel values '
-                       'in [0, 255]')
-    if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
-      # A [0, 1] float image read as [0, 255] is black: the model would find nobody.
-      global _WARNED_UNIT_RANGE
-      if not _WARNED_UNIT_RANGE:
-        logging.warning('float frames with values in [0, 1]: scaled by 255 (the model '
-                        'expects pixel values in [0, 255]; pass uint8 to avoid this guess)')
-        _WARNED_UNIT_RANGE = True
-      arr = arr.astype(np.float32) * 255.0
-  return arr
-
-
-_WARNED_UNIT_RANGE = False
 
 
 class Pending(NamedTuple):
@@ -135,58 +37,6 @@ class Pending(NamedTuple):
   count: int                       # frames given to dispatch
   more_sizes: Tuple['Pending', ...] = ()   # the same frames at the larger input sizes
   frames: Optional[np.ndarray] = None      # kept for a crowd pass (collect decides)
-
-
-def check_crowd_size(crowd_size: Optional[int], sizes) -> None:
-  """A crowd pass's short side against the input sizes it would run beside (ValueError)."""
-  if crowd_size is not None and (int(crowd_size) != crowd_size or crowd_size < 0):
-    raise ValueError(f'crowd size must be a whole number of pixels (0 = none), got {crowd_size}')
-  if crowd_size and len(sizes) > 1:
-    raise ValueError('a crowd pass runs beside one input size; several input sizes already '
-                     f'run on every frame (got sizes {list(sizes)} and crowd size {crowd_size})')
-  if crowd_size and crowd_size <= sizes[0]:
-    raise ValueError(f'the crowd size ({crowd_size}) must exceed the input size ({sizes[0]})')
-
-
-def default_cpu_devices() -> int:
-  """2 where the process may use 2+ cores: measured on 2 cores only (README, speed)."""
-  try:
-    cores = len(os.sched_getaffinity(0))
-  except AttributeError:           # not on Linux
-    cores = os.cpu_count() or 1
-  return min(2, cores)
-
-
-def use_cpu_devices(n: Optional[int] = None) -> None:
-  """Splits the host CPU into n XLA devices (default: default_cpu_devices()).
-
-  Must run before JAX executes anything (JAX fixes its devices then); the CLI calls it
-  first thing. Accelerator backends are unaffected.
-  """
-  n = default_cpu_devices() if n is None else n
-  if n < 1:
-    raise ValueError(f'--cpu-devices must be at least 1, got {n}')
-  try:
-    jax.config.update('jax_num_cpu_devices', n)
-  except RuntimeError as e:        # JAX already started: keep its devices, say so
-    logging.warning('could not split the CPU into %d devices: %s', n, e)
-
-
-def overlay(base, loaded, source, path=()):
-  """`base` with every leaf present in `loaded` replaced, checking names and shapes."""
-  if not isinstance(loaded, dict):
-    if not hasattr(base, 'shape') or tuple(base.shape) != tuple(np.shape(loaded)):
-      raise ValueError(f'{source}: {"/".join(path)} has shape {np.shape(loaded)}, the config '
-                       f'expects {getattr(base, "shape", "a sub-tree")}')
-    return jnp.asarray(loaded, base.dtype)
-  if not isinstance(base, dict):
-    raise ValueError(f'{source}: {"/".join(path)} is a sub-tree, the config expects a tensor')
-  out = dict(base)
-  for k, v in loaded.items():
-    if k not in base:
-      raise ValueError(f'{source}: {"/".join(path + (k,))} does not exist in the model config')
-    out[k] = overlay(base[k], v, source, path + (k,))
-  return out
 
 
 class Predictor:
@@ -218,83 +68,41 @@ class Predictor:
     self._set_crowd(int(config.inference.get('crowd_size', 0) or 0))
 
   @classmethod
-  def from_export(cls, directory: str = None):
-    """An exported model (config.json + variables/): a directory, or a built-in model's
-    name ('real', the default, or 'synthetic'; see BUILT_IN_MODELS)."""
-    import json  # pylint: disable=g-import-not-at-top
-    if storage.is_remote(model_dir(directory)):
-      with local_model_dir(directory) as local:
-        return cls.from_export(local)
-    directory = model_dir(directory)
-    cfg_path = os.path.join(directory, 'config.json')
-    if not os.path.isfile(cfg_path):
-      raise FileNotFoundError(f'{directory}: not an exported model (no config.json)')
-    with open(cfg_path) as f:
-      config = ml_collections.ConfigDict(json.load(f))
-    # The shapes alone (no compile, no computation) are the template an export fills.
-    base = jax.eval_shape(lambda: model_lib.init_variables(config.model, jax.random.PRNGKey(0)))
-    loaded = export_lib.load_variables(os.path.join(directory, 'variables'))
-    variables = overlay(base, loaded, directory)
-    missing = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(variables)
-               if isinstance(v, jax.ShapeDtypeStruct)]
-    if missing:
-      raise ValueError(f'{directory}: the export lacks {len(missing)} tensors of its config '
-                       f'(first: {missing[0]})')
-    return cls(config, variables)
+  def from_export(cls, directory: str = None) -> 'Predictor':
+    """An exported model: a folder (local or gs://) or a built-in name (loading.py)."""
+    from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
+    return loading.load_export(directory)
 
   @classmethod
-  def from_spec(cls, spec: str):
-    """The benchmarks' model spec 'NAME_OR_DIR[@[SIZE[+SIZE...]][xN][cCROWD]]'
-    ('real@352+800x300', 'real@c0'): an export (from_export) run at those input sizes,
-    keeping N detections, with a crowd pass at short side CROWD (0 = none)."""
-    name, _, size = spec.partition('@')
-    size, _, crowd = size.partition('c')
-    size, _, max_det = size.partition('x')
-    try:
-      sizes = [int(v) for v in size.split('+')] if size else None
-      max_det = int(max_det) if max_det else None
-      crowd = int(crowd) if crowd else None
-    except ValueError:
-      raise ValueError(f'model spec {spec!r}: expected NAME[@[SIZE[+SIZE...]][xN][cCROWD]], '
-                       "e.g. 'real@352+800x300' or 'real@c0'") from None
-    pred = cls.from_export(None if name == DEFAULT_MODEL else name)
-    pred.configure(input_size=sizes, max_detections=max_det, crowd_size=crowd)
-    return pred
+  def from_spec(cls, spec: str) -> 'Predictor':
+    """The benchmarks' spec 'NAME_OR_DIR[@[SIZE[+SIZE...]][xN][cCROWD]]' (loading.py)."""
+    from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
+    return loading.load_spec(spec)
+
+  @classmethod
+  def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):
+    """A config file[:arg] with an orbax variables folder, or initialised (loading.py)."""
+    from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
+    return loading.load_files(config_spec, variables_path, seed)
+
+  def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
+    """config.json + variables/ in `directory`, whole or not at all (export.py)."""
+    export_lib.write_export(self, directory, train_log=train_log, dtype=dtype)
 
   def configure(self, input_size=None, max_detections: Optional[int] = None,
                 crowd_size: Optional[int] = None) -> None:
-    """Inference settings other than the model's, before the first frame.
-
-    input_size: the short side frames run at (the long side capped in the model's own
-    proportion) instead of `inference.min_size`: larger finds smaller people (crowds) at
-    the network's cost, which grows with the pixels. Several sizes (ascending, e.g.
-    (352, 800)) run every frame at each and keep each person from the size that suits its
-    height (multiscale.py): distant crowds from the larger, people close up from the
-    smaller, at the cost of all passes. max_detections: people kept per frame (each pass
-    keeps as many); each slot costs its mask and embedding whether filled or not (on 2 CPU
-    cores 300 slots instead of 100 cost about a fifth of the frame rate). crowd_size: the
-    short side of the crowd pass (0 = none; default: the model's inference.crowd_size),
-    run only on frames where the first size finds a crowd (see crowd_frames_of); off when
-    several input sizes already run on every frame.
-    """
+    """Inference settings other than the model's, before the first frame (each checked by
+    inputs.check_settings, which says what they mean): input sizes, people kept per frame,
+    the crowd pass's short side (0 = none; default: the model's)."""
     if self._dispatched:
       raise RuntimeError('configure() must come before the first frame (compiled shapes '
                          'keep the settings they were traced with)')
     icfg = self.config.inference
-    sizes = ([] if input_size is None else
-             list(input_size) if isinstance(input_size, (list, tuple)) else [input_size])
-    for size in sizes:
-      if int(size) != size or size < 64:
-        raise ValueError(f'input size must be a whole number of pixels >= 64, got {size}')
-    if any(b <= a for a, b in zip(sizes, sizes[1:])):
-      raise ValueError(f'input sizes must ascend (the first is the smallest), got {sizes}')
-    check_crowd_size(crowd_size, sizes or [icfg.min_size])
+    sizes = check_settings(input_size, max_detections, crowd_size, icfg.min_size)
     if (len(sizes) > 1 or crowd_size) and not self._blend_on_host:
       raise ValueError('several input sizes need inference.paste and inference.blend '
                        "'host' (the passes are merged on the host)")
     if max_detections is not None:
-      if int(max_detections) != max_detections or max_detections < 1:
-        raise ValueError(f'max detections must be a whole number >= 1, got {max_detections}')
       icfg.max_detections = int(max_detections)
     shapes = [(int(s), self._long_side(s)) for s in sizes]
     if shapes:
@@ -360,82 +168,6 @@ class Predictor:
   def input_sizes(self) -> Tuple[int, ...]:
     """The short sides each frame runs at (one unless configure() was given several)."""
     return tuple(int(p.config.inference.min_size) for p in [self] + self._more_sizes)
-
-  def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
-    """Writes config.json + variables/ (what from_export reads), whole or not at all.
-
-    dtype 'bfloat16' halves the files (from_export casts back to float32). `directory`
-    must be new, empty or an earlier export, which is replaced whole; a folder holding
-    anything else is refused, and nothing this call did not write is deleted.
-
-    A remote `directory` (gs://...) is written locally, then uploaded with config.json last;
-    an earlier export there loses its config.json first, so no half-replaced export loads.
-    """
-    directory = storage.location(directory)
-    if storage.exists(directory) and not _replaceable_export(directory):
-      raise FileExistsError(
-          f'{directory}: exists and is not an hvisnet export (an export holds only config.json, '
-          'variables/ and train_log.jsonl); choose another output folder or empty this one')
-    if storage.is_remote(directory) or (train_log and storage.is_remote(train_log)):
-      with tempfile.TemporaryDirectory(prefix='hvisnet-export-') as tmp:
-        log = None
-        if train_log and storage.exists(train_log):
-          log = os.path.join(tmp, 'train_log.jsonl')
-          with open(log, 'w') as f:
-            f.write(storage.read_text(train_log))
-        local = directory if not storage.is_remote(directory) else os.path.join(tmp, 'export')
-        self.export(local, train_log=log, dtype=dtype)
-        if storage.is_remote(directory):
-          earlier = storage.walk(directory)
-          storage.remove_files(directory, [f for f in earlier if f == 'config.json'])
-          storage.remove_files(directory, [f for f in earlier if f != 'config.json'])
-          storage.upload_tree(local, directory)
-      return
-    parent, name = os.path.split(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = atomic.staging_dir(parent, f'.{name}.partial-')
-    try:
-      with atomic.errors_name(directory):
-        self._write_export(tmp, directory, parent, name, train_log, dtype)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
-
-  def _write_export(self, tmp, directory, parent, name, train_log, dtype):
-    """Fills the staging folder `tmp`, then swaps it in for `directory` (an earlier export
-    is set aside first and removed once the new one is in place)."""
-    variables = self.variables
-    if dtype != 'float32':
-      variables = jax.tree.map(lambda x: np.asarray(x).astype(jnp.dtype(dtype))
-                               if jnp.issubdtype(x.dtype, jnp.floating) else x, variables)
-    export_lib.save_variables(os.path.join(tmp, 'variables'), variables)
-    with open(os.path.join(tmp, 'config.json'), 'w') as f:
-      f.write(self.config.to_json(indent=2, sort_keys=True))
-    if train_log:
-      shutil.copy(train_log, os.path.join(tmp, 'train_log.jsonl'))
-    old = None
-    if os.path.lexists(directory):       # an earlier export (checked above): set it aside
-      old = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.old-')
-      os.replace(directory, os.path.join(old, name))
-    os.replace(tmp, directory)
-    if old:
-      shutil.rmtree(old, ignore_errors=True)
-
-  @classmethod
-  def from_files(cls, config_spec: str, variables_path: str = None, seed: int = 0):
-    """Config file[:arg] plus an orbax variables directory (see export_lib.save_variables).
-
-    A checkpoint holding only some modules (e.g. the backbone from `hvisnet convert-torch`)
-    fills those modules; the rest keep their initialisation from `seed`. Shapes must match
-    the config, or the error names the first mismatched tensor.
-    """
-    from hvisnet_jax import config_defaults  # pylint: disable=g-import-not-at-top
-    config = config_defaults.load_config(config_spec)
-    variables = model_lib.init_variables(config.model, jax.random.PRNGKey(seed))
-    if variables_path:
-      loaded = export_lib.load_variables(variables_path)
-      variables = overlay(variables, loaded, variables_path)
-    return cls(config, variables)
 
   @functools.partial(jax.jit, static_argnums=(0, 3))
   def _run(self, variables, frames, frame_hw):
@@ -550,15 +282,8 @@ class Predictor:
     scales = [resize_plan(h, w, p.config.inference)[0][0] / h for p in (self, self._crowd)]
     icfg = self.config.inference
     bands = multiscale.height_bands(scales, icfg.get('multiscale_split_px', multiscale.SPLIT_PX))
-    slots = self._crowd.config.inference.max_detections
-    pick = lambda d, rows: {k: d[k][rows] for k in multiscale.INSTANCE_KEYS + ('valid',)}
-    merged = multiscale.merge([pick(base, idx), crowd], bands, icfg.nms_iou, slots)
-    calm = np.flatnonzero(~crowded)
-    alone = multiscale.merge([pick(base, calm)], [(0.0, np.inf)], icfg.nms_iou, slots)
-    res = {k: np.zeros((len(crowded),) + merged[k].shape[1:], merged[k].dtype) for k in merged}
-    for k in res:
-      res[k][idx], res[k][calm] = merged[k], alone[k]
-    return res
+    return multiscale.merge_crowd_pass(base, crowd, crowded, bands, icfg.nms_iou,
+                                       self._crowd.config.inference.max_detections)
 
   @staticmethod
   def readback(pending: Pending) -> Dict[str, np.ndarray]:

@@ -97,15 +97,15 @@ def load_initial_model(tcfg, variables):
   if not source:
     return variables
   from hvisnet_jax.inference import export as export_lib  # pylint: disable=g-import-not-at-top
-  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
-  with predictor.local_model_dir(source) as directory:
+  from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
+  with loading.local_model_dir(source) as directory:
     path = os.path.join(directory, 'variables')
     if not os.path.isdir(path):
-      raise FileNotFoundError(f'train.init_from={source!r}: {predictor.model_dir(source)} is '
+      raise FileNotFoundError(f'train.init_from={source!r}: {loading.model_dir(source)} is '
                               'not an exported model (no variables/)')
-    out = predictor.overlay(variables, export_lib.load_variables(path),
-                            predictor.model_dir(source))
-  logging.info('model initialised from %s', predictor.model_dir(source))
+    out = loading.overlay(variables, export_lib.load_variables(path),
+                            loading.model_dir(source))
+  logging.info('model initialised from %s', loading.model_dir(source))
   return out
 
 

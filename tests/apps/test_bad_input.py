@@ -19,7 +19,7 @@ from hvisnet_jax.apps.commands import common as command_common
 from hvisnet_jax.apps.commands import track as track_command
 from hvisnet_jax.apps import track as app
 from hvisnet_jax.inference import export as export_lib
-from hvisnet_jax.inference import predictor
+from hvisnet_jax.inference import loading, predictor
 from hvisnet_jax.synthetic import synth
 from hvisnet_jax.training import trainer
 from hvisnet_jax.training import checkpoints
@@ -182,7 +182,7 @@ def test_float_frames_in_unit_range_are_scaled(frames, synthetic_predictor):
 @pytest.mark.parametrize('damage', ['metadata', 'data'])
 def test_damaged_export_is_one_message_naming_the_folder(tmp_path, capfd, damage):
   exp = tmp_path / 'export'
-  shutil.copytree(predictor.model_dir('synthetic'), exp)
+  shutil.copytree(loading.model_dir('synthetic'), exp)
   if damage == 'metadata':
     path = exp / 'variables' / '_METADATA'
   else:

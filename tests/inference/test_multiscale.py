@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from hvisnet_jax.inference import inputs
 from hvisnet_jax.inference import multiscale
 from hvisnet_jax.inference import predictor
 from conftest import detecting_variables, tiny_config
@@ -109,7 +110,7 @@ def test_model_spec_names_an_export_its_input_sizes_and_detections():
 def test_crowd_frames_are_those_with_enough_small_confident_people(tiny_variables):
   p = predictor.Predictor(tiny_config(crowd_min_people=2, crowd_max_height_px=30,
                                       crowd_min_score=0.5), tiny_variables)
-  scale = predictor.resize_plan(100, 150, p.config.inference)[0][0] / 100
+  scale = inputs.resize_plan(100, 150, p.config.inference)[0][0] / 100
   tall = lambda px: px / scale                  # frame pixels for px of the first pass's input
   frame_a = _pass([[0, 0, 5, tall(20)], [9, 0, 14, tall(29)], [20, 0, 25, tall(10)]],
                   [0.9, 0.6, 0.4], [True, True, False])            # two qualify

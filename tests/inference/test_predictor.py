@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from hvisnet_jax.inference import host_paste
+from hvisnet_jax.inference import inputs
 from hvisnet_jax.inference import postprocess
 from hvisnet_jax.inference import predictor
 from hvisnet_jax.model import blender
@@ -23,8 +24,8 @@ def _frames(n, h, w, seed=0):
 
 def test_resize_plan():
   icfg = tiny_config().inference       # min 96, max 160, divisible by 32
-  assert predictor.resize_plan(100, 150, icfg) == ((96, 144), (96, 160))
-  assert predictor.resize_plan(50, 400, icfg) == ((20, 160), (32, 160))   # long side capped
+  assert inputs.resize_plan(100, 150, icfg) == ((96, 144), (96, 160))
+  assert inputs.resize_plan(50, 400, icfg) == ((20, 160), (32, 160))   # long side capped
 
 
 def test_configure_runs_frames_larger_in_the_models_proportion(tiny_variables):
@@ -32,7 +33,7 @@ def test_configure_runs_frames_larger_in_the_models_proportion(tiny_variables):
                           detecting_variables(tiny_variables))
   p.configure(input_size=192, max_detections=7)      # tiny: min 96, max 160, 20 detections
   assert (p.config.inference.min_size, p.config.inference.max_size) == (192, 320)
-  assert predictor.resize_plan(100, 150, p.config.inference) == ((192, 288), (192, 288))
+  assert inputs.resize_plan(100, 150, p.config.inference) == ((192, 288), (192, 288))
   out = p.predict(_frames(1, 100, 150)[0])    # still in the frame's coordinates
   assert out['label_map'].shape == (100, 150) and out['boxes'].shape == (7, 4)
   b = out['boxes'][out['valid']]

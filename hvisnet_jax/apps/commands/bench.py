@@ -65,8 +65,8 @@ def run(args) -> int:
   if args.json:
     common.check_writable_file(args.json, '--json')
   if args.what == 'pipeline':           # the devices `hvisnet track` runs on
-    from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
-    predictor.use_cpu_devices(args.pipeline_cpu_devices)
+    from hvisnet_jax.inference import devices  # pylint: disable=g-import-not-at-top
+    devices.use_cpu_devices(args.pipeline_cpu_devices)
   from hvisnet_jax.apps import bench  # pylint: disable=g-import-not-at-top
   res = bench.run(args.what, args.framework, args.batch, args.dtype, args.size, args.config,
                   args.warmup, args.runs, source=args.source,

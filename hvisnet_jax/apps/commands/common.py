@@ -15,9 +15,9 @@ def predictor(args):
   NAME (built in: real, the default, or synthetic), with --input-size / --max-detections
   / --crowd-size (given sizes checked against each other before the model loads)."""
   sizes, crowd = getattr(args, 'input_size', None), getattr(args, 'crowd_size', None)
-  if sizes:
-    from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-    predictor_lib.check_crowd_size(crowd, sizes)
+  if sizes:                     # the check configure() makes, before the model loads
+    from hvisnet_jax.inference import inputs  # pylint: disable=g-import-not-at-top
+    inputs.check_settings(sizes, None, crowd, sizes[0])
   pred = _load_predictor(args)
   pred.configure(input_size=getattr(args, 'input_size', None),
                  max_detections=getattr(args, 'max_detections', None),
@@ -44,9 +44,9 @@ def add_input_size(parser) -> None:
 
 
 def _load_predictor(args):
-  from hvisnet_jax.inference import predictor  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.inference import loading, predictor  # pylint: disable=g-import-not-at-top
   ckpt = getattr(args, 'checkpoint', None)
-  if ckpt in predictor.BUILT_IN_MODELS and os.path.exists(ckpt):
+  if ckpt in loading.BUILT_IN_MODELS and os.path.exists(ckpt):
     raise ValueError(f'--checkpoint {ckpt}: both a built-in model and a folder here; pass '
                      f'./{ckpt} for the folder or --model {ckpt} for the built-in model')
   if ckpt and storage.isdir(storage.join(ckpt, 'checkpoints')):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from hvisnet_jax.apps.commands import common
 from hvisnet_jax.interop import packaged_files
