@@ -136,11 +136,10 @@ def loss_config() -> ml_collections.ConfigDict:
 
 
 def evals_config() -> ml_collections.ConfigDict:
-  """Evaluators run by the trainer every `every` steps and at the end (0 = never).
-
-  synthetic: held-out synthetic videos (seed never used for training) through the
-  predictor and the tracker; MOTS/HOTA (trackeval) and mask AP (pycocotools).
-  """
+  """Evaluators run by the trainer every `every` steps and at the end (0 = never); each key
+  names a module of hvisnet_jax/evaluators/ (or its `evaluator` field does): synthetic
+  (held-out synthetic videos: MOTS/HOTA and mask AP), coco_masks (person mask AP on a
+  COCO-format set with real masks)."""
   return ml_collections.ConfigDict(dict(
       synthetic=dict(every=0, preset='easy', videos=2, frames=16, height=240, width=320,
                      seed=1000)))

@@ -10,6 +10,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hvisnet_jax import evaluators
 from hvisnet_jax import storage
 from hvisnet_jax.training import preemption
 from hvisnet_jax.training import trainer as train
@@ -46,23 +47,6 @@ def make_source(config):
   raise ValueError(f"data.source must be 'synthetic' or 'tfds', got {d.source!r}")
 
 
-def make_evaluators(config):
-  """(name, every, fn(predictor) -> scalars) for each enabled entry of config.evals."""
-  evals = []
-  syn = config.get('evals', {}).get('synthetic')
-  if syn and syn.every:
-    from hvisnet_jax.synthetic import heldout_eval  # pylint: disable=g-import-not-at-top
-
-    def synthetic(pred, s=syn):
-      r = heldout_eval.evaluate_predictor(pred, s.preset, s.videos, s.frames, s.height,
-                                          s.width, s.seed)
-      out = {k: r['mots']['combined'][k] for k in ('HOTA', 'IDF1', 'sMOTSA', 'MOTSA', 'IDSW')}
-      out.update({f'mask_{k}': v for k, v in r['mask_ap'].items() if k in ('AP', 'AP50')})
-      return out
-    evals.append(('synthetic', int(syn.every), synthetic))
-  return evals
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -89,7 +73,7 @@ def main(argv):
     config = _prepare_recipe(config, _WORKDIR.value)
   try:
     state = train.train_and_evaluate(config, _WORKDIR.value, make_source(config),
-                                     evaluators=make_evaluators(config))
+                                     evaluators=evaluators.make(config))
   except preemption.Preempted as e:
     print(f'hvisnet train: {e}', file=sys.stderr)
     sys.exit(PREEMPTED_EXIT)

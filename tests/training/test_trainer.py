@@ -146,11 +146,11 @@ def test_frames_with_nobody_give_finite_losses(source):
 
 
 def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, capsys):
-  from hvisnet_jax import cli, main
+  from hvisnet_jax import cli, evaluators
   cfg = _config(steps=4)
   cfg.evals.synthetic.update(every=2, videos=1, frames=4, height=96, width=128)
   wd = tmp_path / 'wd'
-  train.train_and_evaluate(cfg, str(wd), source=source, evaluators=main.make_evaluators(cfg))
+  train.train_and_evaluate(cfg, str(wd), source=source, evaluators=evaluators.make(cfg))
   log = [json.loads(line) for line in open(wd / 'metrics.jsonl')]
   evals = [r for r in log if 'eval/synthetic/HOTA' in r]
   assert [r['step'] for r in evals] == [2, 4]
