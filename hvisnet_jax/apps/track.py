@@ -15,13 +15,14 @@ import os
 import queue
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import cv2
 import numpy as np
 
 from hvisnet_jax import atomic
 from hvisnet_jax import evaluation
+from hvisnet_jax.evaluation import results
 from hvisnet_jax.evaluation.results import RunFiles, TrackResult
 from hvisnet_jax.tracking import camera_motion as camera_motion_lib
 from hvisnet_jax.tracking import config as tracking_config
@@ -89,7 +90,8 @@ class _OutputThread(threading.Thread):
 def track_source(source, predictor, tracker_config: Optional[tracker_lib.TrackerConfig] = None,
                  on_frame: Optional[Callable] = None, progress: bool = True,
                  max_frames: Optional[int] = None, carry_masks: bool = False,
-                 sink=None, in_flight: int = 2, start: int = 0, stride: int = 1,
+                 sink: Optional[Callable[[int, int], results.ResultSink]] = None,
+                 in_flight: int = 2, start: int = 0, stride: int = 1,
                  camera_motion: Optional[bool] = None):
   """Runs detection + tracking over a source. Returns (the sink, stats dict).
 
@@ -97,8 +99,9 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   devices at once (asynchronous dispatch; a chunk is one frame per device) -> the tracker
   on this thread -> the output thread (sink.add, then on_frame(index, frame, id_map,
   boxes_by_id), frame by frame in order). Queues between the stages are bounded.
-  sink: called with the frames' (height, width) at the first frame, it makes what receives
-  each frame's masks (`add`): TrackResult (the default, in memory) or RunFiles (to disk).
+  sink: called with the frames' (height, width) at the first frame, it makes the
+  results.ResultSink that receives each frame's masks: TrackResult (the default, in
+  memory) or RunFiles (to disk).
   start, max_frames, stride: a part of the source (its frames start, start + stride, ...,
   at most max_frames of them); output frame t is source frame start + t * stride.
   camera_motion: estimate the camera's motion between frames for the tracker's
@@ -106,115 +109,133 @@ def track_source(source, predictor, tracker_config: Optional[tracker_lib.Tracker
   carry_masks: report a track missed for a moment (Tracker.coasting) with its last mask
   moved to the predicted box (masks_lib.MaskCarrier).
   """
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   if in_flight < 1:
     raise ValueError(f'in_flight is {in_flight}; expected at least 1 chunk')
   reader = video_lib.FrameReader(source, start=start, count=max_frames, stride=stride)
   cfg = tracker_config or tracking_config.for_model(predictor.config, fps=reader.fps / stride)
   if camera_motion is not None:
     cfg = dataclasses.replace(cfg, camera_motion=camera_motion)
-  trk = tracker_lib.Tracker(cfg)
-  cmc = camera_motion_lib.CameraMotion() if cfg.camera_motion else None
-  carry, last_score = masks_lib.MaskCarrier(), {}
-  times = {'frames': 0, 'track_s': 0.0}
-  bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
-  began = time.perf_counter()
+  loop = _FrameLoop(predictor, reader, cfg, sink or TrackResult, on_frame, carry_masks,
+                    progress)
   crowd_frames_before = predictor.crowd_frames
+  loop.run(in_flight)
+  if loop.target is None:
+    raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')
+  stats = loop.stats()
+  stats.update(start=start, stride=stride,
+               input_size=int(predictor.config.inference.min_size),
+               input_sizes=list(predictor.input_sizes), crowd_size=predictor.crowd_size,
+               crowd_pass_frames=predictor.crowd_frames - crowd_frames_before,
+               max_detections=int(predictor.config.inference.max_detections))
+  return loop.target, stats
 
-  target = None
 
-  def output(idx, frame, label_map, assigned, id_map, boxes, scores):
-    nonlocal target
-    if target is None:
-      target = (sink or TrackResult)(*frame.shape[:2])
+class _FrameLoop:
+  """track_source's stages for one run: dispatch (run), the tracker (track_frame) and the
+  output thread's work (output), with the run's counters."""
+
+  def __init__(self, predictor, reader, cfg, make_sink, on_frame, carry_masks, progress):
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    self.predictor, self.reader, self.make_sink = predictor, reader, make_sink
+    self.on_frame, self.carry_masks = on_frame, carry_masks
+    self.trk = tracker_lib.Tracker(cfg)
+    self.cmc = camera_motion_lib.CameraMotion() if cfg.camera_motion else None
+    self.carry, self.last_score = masks_lib.MaskCarrier(), {}
+    self.times = {'frames': 0, 'track_s': 0.0}
+    self.bar = tqdm(total=reader.frame_count or None, unit='frame', disable=not progress)
+    self.target = None
+    self.writer = _OutputThread(self.output, depth=8)
+    self.began = time.perf_counter()
+
+  def output(self, idx, frame, label_map, assigned, id_map, boxes, scores):
+    """On the output thread, frame by frame in order: the sink, on_frame, the progress."""
+    if self.target is None:
+      self.target = self.make_sink(*frame.shape[:2])
     if id_map is None:
       masks = track_masks(label_map, assigned)
     else:
       masks = evaluation.encode_id_map(id_map)
-    target.add(idx, masks, boxes, scores)
-    if on_frame:
+    self.target.add(idx, masks, boxes, scores)
+    if self.on_frame:
       if id_map is None:
         id_map = masks_lib.track_id_map(label_map, assigned)
-      on_frame(idx, frame, id_map, boxes)
+      self.on_frame(idx, frame, id_map, boxes)
+    times = self.times
     times['frames'] += 1
     now = time.perf_counter()
     if times['frames'] == 1:
-      times['first_s'] = now - began
-    bar.update(1)
+      times['first_s'] = now - self.began
+    self.bar.update(1)
     if times['frames'] > 1:                  # the steady rate: after the first frame's start-up
-      bar.set_postfix(fps=f'{(times["frames"] - 1) / max(now - began - times["first_s"], 1e-9):.1f}')
+      rate = (times['frames'] - 1) / max(now - self.began - times['first_s'], 1e-9)
+      self.bar.set_postfix(fps=f'{rate:.1f}')
 
-  writer = _OutputThread(output, depth=8)
-
-  def finish(idx, frame, out):
+  def track_frame(self, idx, frame, out):
+    """The tracker on one frame's predictions; the result goes to the output thread."""
     t0 = time.perf_counter()
-    warp = None if cmc is None else cmc.estimate(frame, out['label_map'] >= 0)
-    assigned = trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'], warp)
+    warp = None if self.cmc is None else self.cmc.estimate(frame, out['label_map'] >= 0)
+    assigned = self.trk.update(out['boxes'], out['scores'], out['embeddings'], out['valid'],
+                               warp)
     id_map = None
     boxes = {tid: out['boxes'][d] for d, tid in assigned.items()}
     scores = {tid: float(out['scores'][d]) for d, tid in assigned.items()}
-    if carry_masks:
-      coasting = trk.coasting()
-      id_map = carry(masks_lib.track_id_map(out['label_map'], assigned), boxes, coasting)
+    if self.carry_masks:
+      coasting = self.trk.coasting()
+      id_map = self.carry(masks_lib.track_id_map(out['label_map'], assigned), boxes, coasting)
       for tid, box in coasting.items():
         if (id_map == tid).any():
-          boxes[tid], scores[tid] = box, last_score.get(tid, 0.0)
-      last_score.update(scores)
-    times['track_s'] += time.perf_counter() - t0
-    writer.put((idx, frame, out['label_map'], assigned, id_map, boxes, scores))
+          boxes[tid], scores[tid] = box, self.last_score.get(tid, 0.0)
+      self.last_score.update(scores)
+    self.times['track_s'] += time.perf_counter() - t0
+    self.writer.put((idx, frame, out['label_map'], assigned, id_map, boxes, scores))
 
-  pending = collections.deque()                 # (chunk, Pending), oldest first
+  def run(self, in_flight: int) -> None:
+    """Reads, dispatches chunks (one frame per device), keeps `in_flight` on the devices."""
+    pred, pending, chunk, ok = self.predictor, collections.deque(), [], False
 
-  def finish_oldest():
-    chunk, handle = pending.popleft()
-    outs = predictor.collect(handle)
-    for b, (idx, frame) in enumerate(chunk):
-      finish(idx, frame, {k: v[b] for k, v in outs.items()})
+    def finish_oldest():
+      frames, handle = pending.popleft()
+      outs = pred.collect(handle)
+      for b, (idx, frame) in enumerate(frames):
+        self.track_frame(idx, frame, {k: v[b] for k, v in outs.items()})
 
-  chunk, ok = [], False
-  writer.start()
-  try:
-    for idx, frame in reader:
-      if frame is None:
-        bar.update(1)
-        continue
-      if not times['frames'] and not pending and not chunk:
-        # Every input size this run can use, compiled before its first frame: a crowd pass
-        # compiled when the first crowd appears would stall the video mid-way.
-        predictor.compile_for(predictor.batch_size, *frame.shape[:2])
-      chunk.append((idx, frame))
-      if len(chunk) == predictor.batch_size:
-        pending.append((chunk, predictor.dispatch(np.stack([f for _, f in chunk]))))
-        chunk = []
-        if len(pending) >= in_flight:
-          finish_oldest()
-    if chunk:
-      pending.append((chunk, predictor.dispatch(np.stack([f for _, f in chunk]))))
-    while pending:
-      finish_oldest()
-    ok = True
-  finally:
-    writer.finish(abort=not ok)
-    bar.close()
-    reader.close()
-  wall = time.perf_counter() - began
-  startup = times.get('first_s', wall)
-  steady = (times['frames'] - 1) / max(wall - startup, 1e-9) if times['frames'] > 1 else 0.0
-  stats = dict(frames=times['frames'], wall_s=wall, fps=times['frames'] / max(wall, 1e-9),
-               startup_s=startup, steady_fps=steady, dropped_frames=len(reader.dropped),
-               tracker_ms_per_frame=1e3 * times['track_s'] / max(times['frames'], 1),
-               failed_frames=reader.failed, resized_frames=reader.resized,
-               frames_declared=reader.frame_count, frames_read=reader.frames_seen,
-               stopped_early=reader.stopped_early, source_fps=reader.fps,
-               start=start, stride=stride,
-               input_size=int(predictor.config.inference.min_size),
-               input_sizes=list(predictor.input_sizes),
-               crowd_size=predictor.crowd_size,
-               crowd_pass_frames=predictor.crowd_frames - crowd_frames_before,
-               max_detections=int(predictor.config.inference.max_detections))
-  if target is None:
-    raise video_lib.VideoSourceError(f'{source}: no frame could be decoded')
-  return target, stats
+    self.writer.start()
+    try:
+      for idx, frame in self.reader:
+        if frame is None:
+          self.bar.update(1)
+          continue
+        if not self.times['frames'] and not pending and not chunk:
+          # Every input size this run can use, compiled before its first frame: a crowd
+          # pass compiled when the first crowd appears would stall the video mid-way.
+          pred.compile_for(pred.batch_size, *frame.shape[:2])
+        chunk.append((idx, frame))
+        if len(chunk) == pred.batch_size:
+          pending.append((chunk, pred.dispatch(np.stack([f for _, f in chunk]))))
+          chunk = []
+          if len(pending) >= in_flight:
+            finish_oldest()
+      if chunk:
+        pending.append((chunk, pred.dispatch(np.stack([f for _, f in chunk]))))
+      while pending:
+        finish_oldest()
+      ok = True
+    finally:
+      self.writer.finish(abort=not ok)
+      self.bar.close()
+      self.reader.close()
+
+  def stats(self) -> Dict:
+    reader, times = self.reader, self.times
+    wall = time.perf_counter() - self.began
+    startup = times.get('first_s', wall)
+    steady = (times['frames'] - 1) / max(wall - startup, 1e-9) if times['frames'] > 1 else 0.0
+    return dict(frames=times['frames'], wall_s=wall, fps=times['frames'] / max(wall, 1e-9),
+                startup_s=startup, steady_fps=steady, dropped_frames=len(reader.dropped),
+                tracker_ms_per_frame=1e3 * times['track_s'] / max(times['frames'], 1),
+                failed_frames=reader.failed, resized_frames=reader.resized,
+                frames_declared=reader.frame_count, frames_read=reader.frames_seen,
+                stopped_early=reader.stopped_early, source_fps=reader.fps)
 
 
 def track_to_dir(source, predictor, out_dir: str, save_video: bool = False,

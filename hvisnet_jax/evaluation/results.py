@@ -5,11 +5,18 @@ from __future__ import annotations
 import array
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Protocol
 
 import numpy as np
 
 from hvisnet_jax.evaluation import formats as evaluation
+
+
+class ResultSink(Protocol):
+  """What apps/track.track_source hands each frame's results to, in frame order."""
+
+  def add(self, frame_index: int, masks: Dict[int, bytes], boxes, scores) -> None:
+    """masks: track id -> COCO RLE counts; boxes, scores: by track id."""
 
 
 def _ytvis_record(video_id, track_id, height, width, segments, scores) -> dict:
