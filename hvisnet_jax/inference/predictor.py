@@ -65,6 +65,7 @@ class Predictor:
     self._more_sizes = []         # Predictors at larger input sizes (configure)
     self._crowd = None            # the crowd pass's Predictor (inference.crowd_size)
     self.crowd_frames = 0         # frames that ran the crowd pass so far
+    self._compiled = set()        # (batch, height, width) compiled by compile_for
     self._set_crowd(int(config.inference.get('crowd_size', 0) or 0))
 
   @classmethod
@@ -330,7 +331,11 @@ class Predictor:
     return {k: v[0] for k, v in self.predict_batch(frame[None]).items()}
 
   def compile_for(self, batch: int, height: int, width: int) -> None:
-    """Compiles ahead of the first frame of a given shape (e.g. before a video starts)."""
+    """Compiles ahead of the first frame of a given shape (e.g. before a video starts); a
+    shape compiled before costs nothing."""
+    if (batch, height, width) in self._compiled:
+      return
+    self._compiled.add((batch, height, width))
     pending = self.dispatch(np.zeros((batch, height, width, 3), np.uint8))
     jax.block_until_ready([pending.outputs] + [m.outputs for m in pending.more_sizes])
     if self._crowd is not None:
