@@ -36,3 +36,19 @@ def test_written_files_and_staged_folders_get_the_usual_modes(tmp_path):
   assert os.stat(tmp_path / 'a.json').st_mode & 0o777 == 0o666 & ~umask
   d = atomic.staging_dir(str(tmp_path), '.x-')
   assert os.stat(d).st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_failed_write_inside_names_the_users_path_not_the_staging_folder(tmp_path):
+  staged = tmp_path / '.out.partial-123' / 'variables'
+  with pytest.raises(OSError) as e:
+    with atomic.errors_name(str(tmp_path / 'out')):
+      raise OSError(errno.ENOSPC, 'No space left on device', str(staged))
+  msg = str(e.value)
+  assert msg.startswith(f'{tmp_path / "out"}: could not be written (No space left on device)')
+  assert '.partial' not in msg and e.value.errno == errno.ENOSPC
+  with pytest.raises(OSError, match=r'out: could not be written \(No space left'):
+    with atomic.errors_name(str(tmp_path / 'out')):   # orbax wraps it in a ValueError
+      raise ValueError('Error writing: [Errno 28] No space left on device: /x/.tmp')
+  with pytest.raises(ValueError, match='not an I/O error'):
+    with atomic.errors_name(str(tmp_path / 'out')):
+      raise ValueError('not an I/O error')
