@@ -44,7 +44,7 @@ def test_a_failed_write_inside_names_the_users_path_not_the_staging_folder(tmp_p
     with atomic.errors_name(str(tmp_path / 'out')):
       raise OSError(errno.ENOSPC, 'No space left on device', str(staged))
   msg = str(e.value)
-  assert msg.startswith(f'{tmp_path / "out"}: could not be written (No space left on device)')
+  assert f'{tmp_path / "out"}: could not be written (No space left on device)' in msg
   assert '.partial' not in msg and e.value.errno == errno.ENOSPC
   with pytest.raises(OSError, match=r'out: could not be written \(No space left'):
     with atomic.errors_name(str(tmp_path / 'out')):   # orbax wraps it in a ValueError
