@@ -77,9 +77,9 @@ def check_settings(input_size, max_detections: Optional[int], crowd_size: Option
            list(input_size) if isinstance(input_size, (list, tuple)) else [input_size])
   for size in sizes:
     if int(size) != size or size < 64:
-      raise ValueError(f'input size must be a whole number of pixels >= 64, got {size}')
+      raise ValueError(f'expected input sizes that are whole numbers of pixels >= 64, got {size}')
   if any(b <= a for a, b in zip(sizes, sizes[1:])):
-    raise ValueError(f'input sizes must ascend (the first is the smallest), got {sizes}')
+    raise ValueError(f'expected input sizes in ascending order (352,800), got {sizes}')
   if max_detections is not None and (int(max_detections) != max_detections or
                                      max_detections < 1):
     raise ValueError(f'max detections must be a whole number >= 1, got {max_detections}')

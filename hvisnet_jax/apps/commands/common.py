@@ -120,16 +120,16 @@ positive_int = whole(1)
 any_int = whole()
 
 
-_at_least_64 = whole(64)
-
-
 def input_sizes(text: str) -> list:
-  """argparse type: frames' short sides in pixels, comma-separated and ascending, each >= 64
-  (two cells of the coarsest level)."""
-  sizes = [_at_least_64(t.strip()) for t in text.split(',')]
-  if any(b <= a for a, b in zip(sizes, sizes[1:])):
-    raise argparse.ArgumentTypeError(f'expected sizes in ascending order (352,800), got {text!r}')
-  return sizes
+  """argparse type: frames' short sides in pixels, comma-separated (the check is
+  inputs.check_settings', the one the Predictor makes)."""
+  from hvisnet_jax.inference import inputs  # pylint: disable=g-import-not-at-top
+  try:
+    sizes = [int(t.strip()) for t in text.split(',')]
+    return inputs.check_settings(sizes, None, None, sizes[0])
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e) if 'expected' in str(e) else
+                                     f'expected {input_sizes.range}, got {text!r}') from None
 
 
 input_sizes.range = 'whole numbers >= 64, comma-separated, ascending'
