@@ -31,7 +31,7 @@ class Ours:
     # ignored by the authors' design.
     kw = (dict(coast_seconds=0.0, **tracking_config.AUTHORS_MATCHING) if authors
           else dict(settings or {}))
-    self.t = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=fps, **kw))
+    self.t = tracker_lib.Tracker(tracking_config.build(fps=fps, **kw))
     self.cmc = camera_motion_lib.CameraMotion() if camera_motion else None
     if authors:
       self.name = 'hvisnet-jax, authors\' design'

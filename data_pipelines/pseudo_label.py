@@ -117,7 +117,7 @@ def label_source(source: str, teacher, opts: Options, image_dir: str,
   # re-identification after 15 lost frames, the chi2 0.99 motion gate, tracked tracks
   # keeping overlapped detections) were chosen by scoring against these labels,
   # and ground truth that moved with the tracker under test would measure nothing.
-  trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(
+  trk = tracker_lib.Tracker(tracking_config.build(
       det_thresh=opts.low_thresh, new_track_thresh=opts.new_track_thresh, fps=max(fps, 1.0),
       **tracking_config.AUTHORS_MATCHING))
   frames: List[str] = []

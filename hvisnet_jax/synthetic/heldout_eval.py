@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from hvisnet_jax import evaluation
 from hvisnet_jax.synthetic import synth
 from hvisnet_jax.tracking import masks as masks_lib
+from hvisnet_jax.tracking import config as tracking_config
 
 
 def heldout_videos(preset: str, videos: int, frames: int, height: int, width: int, seed: int):
@@ -69,7 +70,7 @@ def evaluate_predictor(predictor, preset: str, videos: int, frames: int, height:
   for video, rgb in heldout_videos(preset, videos, frames, height, width, seed):
     gt = video.ground_truth()
     frame_masks, frame_scores = [], []
-    trk = tracker_lib.Tracker(tracker_lib.TrackerConfig(fps=10.0))
+    trk = tracker_lib.Tracker(tracking_config.for_model(predictor.config, fps=10.0))
     trk_seq = evaluation.Sequence.empty(video.name, frames, height, width)
     for t, img in enumerate(rgb):
       out = predictor.predict(img)
