@@ -6,7 +6,7 @@ one of `max_detections` slots, and at 56 cells instead of 28 that cost a quarter
 frame rate on 2 CPU cores. Both samplings are separable, so each is two small matmuls
 over the few base cells a window covers; the result equals blender.blend's (tested).
 
-The jitted version (postprocess.paste_and_label) resamples every one of the
+The jitted version (postprocess.paste_and_label_in_jit) resamples every one of the
 `max_detections` masks over the whole frame: on a 2-core CPU that cost about half as much
 as the MobileNetV2 network itself. Here only valid instances are pasted, each only over
 its own box (plus the half mask cell that bilinear sampling reaches beyond it), at the

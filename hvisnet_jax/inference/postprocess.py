@@ -87,8 +87,9 @@ def detect(outputs: Dict, mcfg: ml_collections.ConfigDict, icfg: ml_collections.
                        outputs['bases'], instance)
 
 
-def paste_and_label(mask_logits, boxes, valid, height: int, width: int, mask_thresh: float,
-                    min_visible_fraction: float = 0.0):
+def paste_and_label_in_jit(mask_logits, boxes, valid, height: int, width: int,
+                           mask_thresh: float,
+                           min_visible_fraction: float = 0.0):
   """Batched: paste each instance's mask into a (height, width) frame, then the label map.
 
   Returns (label maps (B, H, W), valid (B, N)): instances with an empty mask, or a mostly

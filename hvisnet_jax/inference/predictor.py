@@ -201,14 +201,14 @@ class Predictor:
       # the frame by nearest neighbour. Pasting every instance at full frame size costs
       # more than the whole MobileNetV2 network on a CPU (vtest.avi: 290 of 396 ms).
       small = windows * jnp.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], jnp.float32)
-      label, det['valid'] = postprocess.paste_and_label(
+      label, det['valid'] = postprocess.paste_and_label_in_jit(
           det['mask_logits'], small, det['valid'], rh, rw, icfg.mask_thresh,
           icfg.get('min_visible_fraction', 0.0))
       rows = jnp.minimum(((jnp.arange(h) + 0.5) * (rh / h)).astype(jnp.int32), rh - 1)
       cols = jnp.minimum(((jnp.arange(w) + 0.5) * (rw / w)).astype(jnp.int32), rw - 1)
       det['label_map'] = label[:, rows][:, :, cols]
     else:
-      det['label_map'], det['valid'] = postprocess.paste_and_label(
+      det['label_map'], det['valid'] = postprocess.paste_and_label_in_jit(
           det['mask_logits'], windows, det['valid'], h, w, icfg.mask_thresh,
           icfg.get('min_visible_fraction', 0.0))
     return det

@@ -104,7 +104,7 @@ def test_label_map_consistent_with_boxes(pred):
 
 
 def _device_paste(logits, boxes, valid, h, w, thresh, min_visible=0.0):
-  lm, ok = postprocess.paste_and_label(logits[None], boxes[None], valid[None], h, w, thresh,
+  lm, ok = postprocess.paste_and_label_in_jit(logits[None], boxes[None], valid[None], h, w, thresh,
                                        min_visible)
   return np.asarray(lm)[0], np.asarray(ok)[0]
 
