@@ -128,13 +128,13 @@ def clip(tmp_path_factory):
 
 def test_export_to_the_bucket_and_track_from_it(bucket_run, clip, tmp_path):
   env, cwd, workdir = bucket_run['env'], bucket_run['cwd'], bucket_run['workdir']
-  rc, out, err = run(['export', workdir, '--out', workdir + '/exported', '--dtype', 'bfloat16'],
+  rc, out, err = run(['export', workdir, '--out', workdir + '-exported', '--dtype', 'bfloat16'],
                      env, cwd)
   assert rc == 0, err[-3000:]
-  objects = gcs_objects(workdir + '/exported')
+  objects = gcs_objects(workdir + '-exported')
   assert objects[-1:] != [] and 'config.json' in objects and any(
       o.startswith('variables/') for o in objects)
-  for source in (workdir + '/exported', workdir):        # an export, and the workdir itself
+  for source in (workdir + '-exported', workdir):        # an export, and the workdir itself
     out_dir = tmp_path / source.rsplit('/', 1)[-1]
     rc, out, err = run(['track', str(clip), '--checkpoint', source, '--out', str(out_dir),
                         '--quiet'], env, cwd)
@@ -145,11 +145,11 @@ def test_export_to_the_bucket_and_track_from_it(bucket_run, clip, tmp_path):
 
 def test_export_never_writes_over_a_users_objects(bucket_run, tmp_path):
   env, cwd, workdir = bucket_run['env'], bucket_run['cwd'], bucket_run['workdir']
-  mine = workdir + '/mine/notes.txt'
+  mine = workdir + '-mine/notes.txt'
   storage.write_text(mine, 'my notes')
-  rc, _, err = run(['export', workdir, '--out', workdir + '/mine'], env, cwd)
+  rc, _, err = run(['export', workdir, '--out', workdir + '-mine'], env, cwd)
   assert rc == 2 and 'is not an hvisnet export' in err, err[-2000:]
-  assert storage.read_text(mine) == 'my notes' and gcs_objects(workdir + '/mine') == ['notes.txt']
+  assert storage.read_text(mine) == 'my notes' and gcs_objects(workdir + '-mine') == ['notes.txt']
 
 
 def test_a_bucket_workdir_of_another_model_is_refused(bucket_run):
