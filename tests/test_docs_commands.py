@@ -2,7 +2,8 @@
 
 The files a command names (video.mp4, gt/video.txt, frames_dir/, ...) are made in a
 sandbox from a synthetic clip and ../shared/data; sizes are cut to CI's scale by the
-rewrites in SHRINK (fewer frames, steps and runs; never another option). Each command runs
+rewrites in SHRINK and ADD (fewer frames, steps and runs, smaller inputs, PyTorch timed
+without torch.compile). Each command runs
 in the sandbox, in the order of its document, with its own --out removed first (as if run
 alone). Commands that cannot run here are listed in NOT_RUN with the reason.
 """
@@ -45,12 +46,15 @@ SHRINK = [
     (r'--videos \d+', '--videos 1'),
     (r'--repeats \d+', '--repeats 1'),
     (r'--size 512', '--size 64'),
+    (r'--teacher-size 1280', '--teacher-size 320'),
     (r'/data/coco', 'data/coco'),
     (r'--out /data/tfds', '--out data/tfds'),
 ]
 # Added where the command lacks them (fewer frames, one timed run).
 ADD = {'track': '--frames 4 --quiet', 'pipeline': '--frames 4',
-       'inference': '--runs 1 --warmup 1', 'pseudo-label': '--max-frames 4 --quiet'}
+       # PyTorch timed eagerly: torch.compile alone takes about a minute on a CPU.
+       'inference': '--runs 1 --warmup 1 --no-torch-compile',
+       'pseudo-label': '--max-frames 4 --quiet'}
 
 
 def _shown():
