@@ -70,8 +70,12 @@ class Options:
   def key(self) -> dict:
     """What a part was labelled with (a rerun relabels a source only when it differs).
     The switches heads and photos appear only when on: off, they change nothing."""
-    return {k: v for k, v in dataclasses.asdict(self).items()
-            if v or k not in ('heads', 'photos')}
+    return _options_key(dataclasses.asdict(self))
+
+
+def _options_key(options: dict) -> dict:
+  """Options as compared between runs: the switches heads and photos only when on."""
+  return {k: v for k, v in options.items() if v or k not in ('heads', 'photos')}
 
 
 def source_name(source: str) -> str:
@@ -390,9 +394,7 @@ def run(sources: Sequence[str], out_dir: str, opts: Options, teacher=None,
     if os.path.isfile(part_path):
       with open(part_path) as f:
         part = json.load(f)
-      stored = {k: v for k, v in (part.get('options') or {}).items()
-                if v or k not in ('heads', 'photos')}
-      if stored == opts.key():
+      if _options_key(part.get('options') or {}) == opts.key():
         stats['done_before'] += 1
         parts.append(part)
         continue

@@ -247,6 +247,18 @@ def read_mots_txt(path: str, kitti: bool = False, name: Optional[str] = None,
   return seq
 
 
+def _sequence_files(path: str) -> Dict[str, str]:
+  """{sequence name: file} of a MOTS txt file or a directory of `<sequence>.txt` files."""
+  if os.path.isdir(path):
+    found = sorted(f for f in os.listdir(path) if f.endswith('.txt'))
+    if not found:
+      raise EvalInputError(f'{path}: directory holds no .txt sequence files')
+    return {os.path.splitext(f)[0]: os.path.join(path, f) for f in found}
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such file or directory')
+  return {os.path.splitext(os.path.basename(path))[0]: path}
+
+
 def read_mots(path: str, kitti: bool = False,
               like: Optional[Dict[str, Sequence]] = None) -> Dict[str, Sequence]:
   """A MOTS txt file, or a directory of `<sequence>.txt` files -> {name: Sequence}.
@@ -256,12 +268,8 @@ def read_mots(path: str, kitti: bool = False,
   """
   like = like or {}
   if os.path.isdir(path):
-    files = sorted(f for f in os.listdir(path) if f.endswith('.txt'))
-    if not files:
-      raise EvalInputError(f'{path}: directory holds no .txt sequence files')
-    return {os.path.splitext(f)[0]: read_mots_txt(os.path.join(path, f), kitti,
-                                                  like=like.get(os.path.splitext(f)[0]))
-            for f in files}
+    return {name: read_mots_txt(f, kitti, like=like.get(name))
+            for name, f in _sequence_files(path).items()}
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such file or directory')
   name = os.path.splitext(os.path.basename(path))[0]
@@ -278,16 +286,7 @@ def read_mots_pair(gt_path: str, pred_path: str, kitti: bool = False):
   side is a sequence with nobody in it, sized by the other side's; both empty: a frame
   with nobody on either side.
   """
-  def files(path):
-    if os.path.isdir(path):
-      found = sorted(f for f in os.listdir(path) if f.endswith('.txt'))
-      if not found:
-        raise EvalInputError(f'{path}: directory holds no .txt sequence files')
-      return {os.path.splitext(f)[0]: os.path.join(path, f) for f in found}
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f'{path}: no such file or directory')
-    return {os.path.splitext(os.path.basename(path))[0]: path}
-  gt_files, pred_files = files(gt_path), files(pred_path)
+  gt_files, pred_files = _sequence_files(gt_path), _sequence_files(pred_path)
   if len(gt_files) == 1 and len(pred_files) == 1 and os.path.isfile(pred_path):
     pred_files = {next(iter(gt_files)): next(iter(pred_files.values()))}
   gt = {n: read_mots_txt(f, kitti, name=n, empty_ok=True) for n, f in gt_files.items()}
