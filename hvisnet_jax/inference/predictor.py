@@ -58,7 +58,8 @@ class Predictor:
     self.devices = list(devices if devices is not None else jax.local_devices())
     mesh = Mesh(np.array(self.devices), ('data',))
     self._batch_sharding = NamedSharding(mesh, PartitionSpec('data'))
-    self.variables = jax.device_put(variables, NamedSharding(mesh, PartitionSpec()))
+    self._replicated = NamedSharding(mesh, PartitionSpec())
+    self.variables = jax.device_put(variables, self._replicated)
     # Attentions and embeddings only where an instance is kept (FCOSBlendHead).
     self.model = model_lib.HVISNet(config.model, train=False, dense_instance_outputs=False)
     self._dispatched = False      # settings are read when a frame size is first traced
@@ -89,6 +90,15 @@ class Predictor:
   def export(self, directory: str, train_log: str = None, dtype: str = 'float32') -> None:
     """config.json + variables/ in `directory`, whole or not at all (export.py)."""
     export_lib.write_export(self, directory, train_log=train_log, dtype=dtype)
+
+  def set_variables(self, variables: Dict[str, Any]) -> None:
+    """New weights of the same shapes, in this predictor and its other input sizes, keeping
+    every compiled shape: the trainer's evaluators reuse one predictor, since a new one per
+    evaluation compiles every frame size again and the old executables stay in jit's cache
+    (after a few evaluations XLA could no longer map memory for new code)."""
+    self.variables = jax.device_put(variables, self._replicated)
+    for p in self._more_sizes + ([self._crowd] if self._crowd is not None else []):
+      p.variables = self.variables
 
   def configure(self, input_size=None, max_detections: Optional[int] = None,
                 crowd_size: Optional[int] = None) -> None:

@@ -233,6 +233,7 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
   step_fn = jitted_train_step(config)
   end = tcfg.steps if stop_after is None else min(tcfg.steps, start + stop_after)
   acc, t0 = [], time.perf_counter()
+  eval_predictor = None           # one for the whole run (Predictor.set_variables)
   lo, hi = sharding_lib.local_slice(tcfg.batch_size)
   # Steps done, steps/s and time left on stderr (the first step includes compilation).
   with tqdm.tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, mininterval=2,
@@ -279,7 +280,11 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
         raise preemption.Preempted(step + 1, str(mngr.directory))
       for name, every, fn in evaluators:
         if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
-          scores = fn(_predictor(config, state))
+          if eval_predictor is None:
+            eval_predictor = _predictor(config, state)
+          else:                 # the shapes compiled at the last evaluation are kept
+            eval_predictor.set_variables(jax.device_get(inference_variables(state)))
+          scores = fn(eval_predictor)
           writer.write_scalars(step + 1, {f'eval/{name}/{k}': v for k, v in scores.items()})
   # orbax saves are collective across processes, and an export is one directory: with
   # several processes, `hvisnet export WORKDIR` writes it after training instead.

@@ -49,6 +49,29 @@ def test_configure_runs_frames_larger_in_the_models_proportion(tiny_variables):
     predictor.Predictor(tiny_config(), tiny_variables).configure(max_detections=0)
 
 
+def test_set_variables_keeps_the_compiled_shapes_and_uses_the_new_weights(tiny_variables):
+  """The trainer's evaluators reuse one predictor: after set_variables it predicts what a new
+  predictor with those weights predicts, in each of its input sizes, and compiles nothing."""
+  import jax  # pylint: disable=g-import-not-at-top
+  cfg = tiny_config(score_thresh=0.0, min_visible_fraction=0.0)
+  first = detecting_variables(tiny_variables)
+  second = detecting_variables(jax.tree.map(lambda x: x * 1.5, tiny_variables))
+  frame = _frames(1, 90, 120, seed=4)[0]
+  p = predictor.Predictor(cfg, first)
+  p.configure(input_size=[96, 128])
+  before = p.predict(frame)
+  compiled = predictor.Predictor._run._cache_size()
+  p.set_variables(second)
+  after = p.predict(frame)
+  assert predictor.Predictor._run._cache_size() == compiled
+  fresh = predictor.Predictor(tiny_config(score_thresh=0.0, min_visible_fraction=0.0), second)
+  fresh.configure(input_size=[96, 128])
+  want = fresh.predict(frame)
+  assert not np.allclose(before['scores'], want['scores'])
+  for k in ('boxes', 'scores', 'valid', 'label_map'):
+    np.testing.assert_allclose(after[k], want[k], rtol=1e-5, atol=1e-4, err_msg=k)
+
+
 @pytest.mark.parametrize('hw', [(90, 120), (75, 61)])
 def test_outputs_shapes_and_frame_coordinates(pred, hw):
   h, w = hw

@@ -150,7 +150,13 @@ def test_training_evaluates_exports_and_the_export_tracks(tmp_path, source, caps
   cfg = _config(steps=4)
   cfg.evals.synthetic.update(every=2, videos=1, frames=4, height=96, width=128)
   wd = tmp_path / 'wd'
-  train.train_and_evaluate(cfg, str(wd), source=source, evaluators=evaluators.make(cfg))
+  seen = []     # one predictor for every evaluation (no recompiling), with the new weights
+  probe = ('probe', 2, lambda p: seen.append(
+      (p, jax.tree.leaves(jax.device_get(p.variables['params']))[0].copy())) or {})
+  train.train_and_evaluate(cfg, str(wd), source=source,
+                           evaluators=evaluators.make(cfg) + [probe])
+  assert len(seen) == 2 and seen[0][0] is seen[1][0]
+  assert not np.array_equal(seen[0][1], seen[1][1])
   log = [json.loads(line) for line in open(wd / 'metrics.jsonl')]
   evals = [r for r in log if 'eval/synthetic/HOTA' in r]
   assert [r['step'] for r in evals] == [2, 4]
