@@ -406,7 +406,9 @@ def test_compiled_before_the_first_frame_and_a_live_camera_never_waits(monkeypat
   _, stats = app.track_source(camera, pred, progress=False)
   assert events[0] == ('compile', 240, 320) and events.count(('compile', 240, 320)) == 1
   gaps = np.diff(camera.read_at)
-  assert len(camera.read_at) == 80 and gaps.max() < 0.25, gaps.max()   # never held up
+  # Never held up by the 1 s stall (a held-up camera shows a gap of 1 s); tracing the
+  # first frame's shape holds the GIL for up to a few tenths of a second on a busy CPU.
+  assert len(camera.read_at) == 80 and gaps.max() < 0.5, gaps.max()
   assert stats['dropped_frames'] > 0, (stats, events[:6], gaps.max())
   assert stats['frames'] + stats['dropped_frames'] == 80
   assert stats['startup_s'] > 0 and stats['steady_fps'] > 0
