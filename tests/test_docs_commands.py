@@ -34,7 +34,7 @@ NOT_RUN = {
                            'synthetic sequences in tests/data_pipelines',
     ' [': 'a synopsis ([optional] parts), not a command',
     'configs/hvisnet_real.py': "the real model's whole recipe (labels 40 real sources, trains "
-                               '2,400 steps: hours on 2 cores); its parts run in '
+                               '4,000 steps: hours on 2 cores); its parts run in '
                                'tests/data_pipelines/test_recipe.py and test_pseudo_label.py',
 }
 
