@@ -193,7 +193,21 @@ def remove_files(root, rels: Iterable[str]) -> None:
         os.remove(target)
 
 
-CHECK_TIMEOUT_S = 15
+CHECK_TIMEOUT_S = 15          # HVISNET_GCS_CHECK_TIMEOUT_S overrides (a slow link, a test)
+
+
+def _check_timeout_s() -> float:
+  value = os.environ.get('HVISNET_GCS_CHECK_TIMEOUT_S', '')
+  if not value:
+    return CHECK_TIMEOUT_S
+  try:
+    seconds = float(value)
+  except ValueError:
+    seconds = -1.0
+  if not seconds > 0:
+    raise StorageError(f'HVISNET_GCS_CHECK_TIMEOUT_S={value!r}: expected a number of '
+                       'seconds above 0')
+  return seconds
 
 
 def check_reachable(path, option: str) -> None:
@@ -226,14 +240,15 @@ def check_reachable(path, option: str) -> None:
       answer['error'] = e
 
   # gcsfs retries a failed connection six times with back-off (over a minute): a bucket
-  # that does not answer in CHECK_TIMEOUT_S is reported as unreachable instead.
+  # that does not answer in the check's timeout is reported as unreachable instead.
+  timeout_s = _check_timeout_s()
   asker = threading.Thread(target=ask, daemon=True)
   asker.start()
-  asker.join(CHECK_TIMEOUT_S)
+  asker.join(timeout_s)
   log.setLevel(level)
   if 'found' not in answer:
     error = answer.get('error')
-    reason = _first_line(error) if error else f'no answer in {CHECK_TIMEOUT_S} s'
+    reason = _first_line(error) if error else f'no answer in {timeout_s:g} s'
     hint = ('check that the emulator is running' if emulator else
             'on a Cloud TPU / GCE VM the service account needs Storage access; elsewhere run '
             '`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS')
