@@ -62,9 +62,9 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
                                root=os.path.join(d.root, 'real/coco_mini'),
                                annotations='annotations/instances_val2017.json',
                                images='val2017', min_score=0.25, max_images=0)
-  # From the backbone alone: 4,000 steps at 1e-3, x0.1 for the last fifth, about two and a
-  # half hours on a 2-core CPU (the 2,400-step first run fell short: docs/results.md; the
-  # built-in model had about 4,700 steps over a chain of earlier models).
+  # From the backbone alone: 4,000 steps at 1e-3, x0.1 for the last fifth, about 2.7 hours
+  # on a 2-core CPU (its runs at 2,400 and 4,000 steps against the built-in model, which had
+  # about 4,700 steps over a chain of earlier models: docs/results.md).
   config.train.update(steps=4000, lr=1e-3, decay_at=(0.8,), checkpoint_every=100,
                       export_dtype='bfloat16')
   if arg == 'runlocal':
