@@ -178,6 +178,7 @@ def test_an_unusable_bucket_is_one_line_before_the_model_loads(case, gcs_emulato
       s.bind(('127.0.0.1', 0))
       closed = s.getsockname()[1]
     env['STORAGE_EMULATOR_HOST'] = f'http://127.0.0.1:{closed}'
+    env['HVISNET_GCS_CHECK_TIMEOUT_S'] = '3'       # not the default 15 s wait, three times
   for args in (train_args('gs://no-such-bucket/run'),
                ['export', 'gs://no-such-bucket/run', '--out', str(tmp_path / 'e')],
                ['track', str(tmp_path), '--checkpoint', 'gs://no-such-bucket/exp',
@@ -188,6 +189,12 @@ def test_an_unusable_bucket_is_one_line_before_the_model_loads(case, gcs_emulato
     assert 'no-such-bucket' in lines[0]
     assert ('does not exist' if case == 'no bucket' else 'cannot be reached') in lines[0]
   assert os.listdir(tmp_path) == []
+
+
+def test_a_bad_check_timeout_is_named(monkeypatch):
+  monkeypatch.setenv('HVISNET_GCS_CHECK_TIMEOUT_S', '0')
+  with pytest.raises(storage.StorageError, match=r"HVISNET_GCS_CHECK_TIMEOUT_S='0': expected"):
+    storage.check_reachable('gs://some-bucket/run', '--workdir')
 
 
 def test_commands_that_write_locally_refuse_a_bucket(gcs_emulator, tmp_path):
@@ -227,7 +234,7 @@ def test_two_processes_checkpoint_to_the_bucket_and_survive_preemption(gcs_dir, 
   """SIGTERM to one host of two: JAX's preemption service brings both to one step, both save
   it to the bucket and stop; relaunched, both restore from the bucket and end with the
   parameters of an uninterrupted two-process run, bit for bit."""
-  steps = 30
+  steps = 18          # checkpoints every 2: SIGTERM lands after the first, 16 steps before the end
   rcs, errs = _two_processes(gcs_dir, steps, tmp_path, gcs_emulator, signal_after_checkpoint=True)
   assert rcs == [143, 143], [e[-2000:] for e in errs]
   said = [[l for l in e.splitlines() if 'preempted (SIGTERM) at step' in l] for e in errs]
