@@ -204,9 +204,9 @@ def _check_timeout_s() -> float:
     seconds = float(value)
   except ValueError:
     seconds = -1.0
-  if not seconds > 0:
+  if not 0 < seconds <= 3600:             # (threading's join refuses an infinite wait)
     raise StorageError(f'HVISNET_GCS_CHECK_TIMEOUT_S={value!r}: expected a number of '
-                       'seconds above 0')
+                       'seconds above 0, at most 3600')
   return seconds
 
 
