@@ -79,11 +79,16 @@ def inference_config() -> ml_collections.ConfigDict:
   # Ours: a crowd pass. A frame whose first pass finds at least crowd_min_people people
   # scored >= crowd_min_score and under crowd_max_height_px of its input tall runs again at
   # short side crowd_size (up to crowd_max_detections people), merged as several input
-  # sizes are; other frames cost one pass. 0 = no crowd pass.
+  # sizes are; other frames cost one pass. 0 = no crowd pass. A frame whose first pass
+  # keeps people scored >= crowd_min_score in at least crowd_full_share of its
+  # max_detections slots runs it too, whatever their size: the first pass is full, so it
+  # dropped people (a dense crowd), and the crowd pass has crowd_max_detections slots.
+  # Unlike the size rule this needs no model's own box heights (docs/results.md).
   c.crowd_size = 0
   c.crowd_min_people = 8
   c.crowd_max_height_px = 40
   c.crowd_min_score = 0.25
+  c.crowd_full_share = 0.8     # 0 = only the size rule
   c.crowd_max_detections = 300
   c.min_size = 512             # short side after resizing
   c.max_size = 736             # cap on the long side

@@ -152,6 +152,10 @@ class Predictor:
         raise ValueError("a crowd pass needs inference.paste and inference.blend 'host' (the "
                          'passes are merged on the host); set inference.crowd_size 0')
       icfg = self.config.inference
+      share = icfg.get('crowd_full_share', 0.8)
+      if not 0 <= share <= 1:
+        raise ValueError('inference.crowd_full_share must be a share of the first pass\'s '
+                         f'slots in [0, 1] (0 = only the size rule), got {share!r}')
       slots = max(int(icfg.get('crowd_max_detections', 300)), int(icfg.max_detections))
       self._crowd = self._at_size(size, self._long_side(size), slots)
 
@@ -161,19 +165,26 @@ class Predictor:
     return int(self._crowd.config.inference.min_size) if self._crowd else None
 
   def crowd_frames_of(self, out: Dict[str, np.ndarray], frame_hw) -> np.ndarray:
-    """(batch,) bool: the frames whose first pass found a crowd: at least
-    inference.crowd_min_people people scored >= crowd_min_score and under
-    crowd_max_height_px of the first pass's input tall: a distant crowd, of which a student
-    that finds that many small people misses more. Pedestrians at mid range (vtest.avi) or a
-    close crowd do not qualify: there the larger pass finds little more and takes clutter
-    for people (docs/results.md, "A crowd pass")."""
+    """(batch,) bool: the frames whose first pass found a crowd. Either a distant one: at
+    least inference.crowd_min_people people scored >= crowd_min_score and under
+    crowd_max_height_px of the first pass's input tall, of which a student that finds that
+    many small people misses more; pedestrians at mid range (vtest.avi) or a close crowd do
+    not qualify: there the larger pass finds little more and takes clutter for people. Or a
+    dense one: such people in at least crowd_full_share of the first pass's slots, which
+    then dropped people for want of slots. The size rule reads one model's box heights
+    (a model trained on other data boxes the same far crowd taller); a full pass does not
+    (docs/results.md, "A crowd pass")."""
     icfg = self.config.inference
     h = frame_hw[0]
     scale = resize_plan(h, frame_hw[1], icfg)[0][0] / h
     tall = (out['boxes'][..., 3] - out['boxes'][..., 1]) * scale
-    small = out['valid'] & (out['scores'] >= icfg.get('crowd_min_score', 0.25)) & (
-        tall < icfg.get('crowd_max_height_px', 40))
-    return small.sum(-1) >= icfg.get('crowd_min_people', 8)
+    confident = out['valid'] & (out['scores'] >= icfg.get('crowd_min_score', 0.25))
+    crowded = (confident & (tall < icfg.get('crowd_max_height_px', 40))).sum(-1) >= icfg.get(
+        'crowd_min_people', 8)
+    share = float(icfg.get('crowd_full_share', 0.8) or 0)
+    if share > 0:
+      crowded |= confident.sum(-1) >= max(1, int(np.ceil(share * out['valid'].shape[-1])))
+    return crowded
 
   @property
   def input_sizes(self) -> Tuple[int, ...]:

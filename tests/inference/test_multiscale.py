@@ -120,6 +120,26 @@ def test_crowd_frames_are_those_with_enough_small_confident_people(tiny_variable
   assert p.crowd_frames_of(out, (100, 150)).tolist() == [True, False]
 
 
+def test_a_first_pass_full_of_confident_people_is_a_crowd_whatever_their_size(tiny_variables):
+  # Four slots; no one is small, so only the share of slots filled decides.
+  tall_people = [[i * 10, 0, i * 10 + 5, 90] for i in range(4)]
+  full = _pass(tall_people, [0.9, 0.8, 0.7, 0.6], [True] * 4)
+  three = _pass(tall_people, [0.9, 0.8, 0.7, 0.4], [True] * 4)       # one scored too low
+  two = _pass(tall_people, [0.9, 0.8, 0.7, 0.6], [True, True, False, False])
+  out = {k: np.concatenate([full[k], three[k], two[k]]) for k in full}
+  rule = lambda share: predictor.Predictor(tiny_config(
+      crowd_min_people=2, crowd_max_height_px=30, crowd_min_score=0.5,
+      crowd_full_share=share), tiny_variables).crowd_frames_of(out, (100, 150)).tolist()
+  assert rule(1.0) == [True, False, False]
+  assert rule(0.75) == [True, True, False]
+  assert rule(0.0) == [False, False, False]           # 0: the size rule alone
+
+
+def test_a_crowd_share_outside_zero_to_one_is_named(tiny_variables):
+  with pytest.raises(ValueError, match='crowd_full_share.*got 80'):
+    predictor.Predictor(tiny_config(crowd_size=192, crowd_full_share=80), tiny_variables)
+
+
 def test_crowd_pass_is_two_sizes_on_crowded_frames_and_one_size_elsewhere(tiny_variables):
   cfg = lambda **kw: tiny_config(score_thresh=0.0, min_visible_fraction=0.0,
                                  multiscale_split_px=100, **kw)
@@ -134,7 +154,8 @@ def test_crowd_pass_is_two_sizes_on_crowded_frames_and_one_size_elsewhere(tiny_v
                                    crowd_max_detections=30), v)
   assert always.input_sizes == (96,) and always.crowd_size == 192
   # No frame qualifies: one pass, as without a crowd pass.
-  never = predictor.Predictor(cfg(crowd_size=192, crowd_min_people=10_000), v)
+  never = predictor.Predictor(cfg(crowd_size=192, crowd_min_people=10_000,
+                                  crowd_full_share=0.0), v)
   for p in (always, never):
     p.configure(max_detections=30)
   for crowd, ref in ((always, both), (never, single)):
