@@ -26,6 +26,9 @@ from hvisnet_jax.inference.inputs import check_frames, check_settings, resize_pl
 from hvisnet_jax.inference import multiscale
 from hvisnet_jax.inference import postprocess
 
+# inference.crowd_full_share of a model exported before it existed (config_defaults).
+CROWD_FULL_SHARE = 0.8
+
 OUTPUT_KEYS = ('boxes', 'scores', 'embeddings', 'valid', 'label_map', 'mask_logits',
                'mask_boxes')
 
@@ -152,7 +155,7 @@ class Predictor:
         raise ValueError("a crowd pass needs inference.paste and inference.blend 'host' (the "
                          'passes are merged on the host); set inference.crowd_size 0')
       icfg = self.config.inference
-      share = icfg.get('crowd_full_share', 0.8)
+      share = icfg.get('crowd_full_share', CROWD_FULL_SHARE)
       if not 0 <= share <= 1:
         raise ValueError('inference.crowd_full_share must be a share of the first pass\'s '
                          f'slots in [0, 1] (0 = only the size rule), got {share!r}')
@@ -181,7 +184,7 @@ class Predictor:
     confident = out['valid'] & (out['scores'] >= icfg.get('crowd_min_score', 0.25))
     crowded = (confident & (tall < icfg.get('crowd_max_height_px', 40))).sum(-1) >= icfg.get(
         'crowd_min_people', 8)
-    share = float(icfg.get('crowd_full_share', 0.8) or 0)
+    share = float(icfg.get('crowd_full_share', CROWD_FULL_SHARE) or 0)
     if share > 0:
       crowded |= confident.sum(-1) >= max(1, int(np.ceil(share * out['valid'].shape[-1])))
     return crowded

@@ -1,11 +1,14 @@
 """Several input sizes: each pass keeps the people of its height band, one NMS, by score."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
 from hvisnet_jax.inference import inputs
 from hvisnet_jax.inference import multiscale
 from hvisnet_jax.inference import predictor
-from conftest import detecting_variables, tiny_config
+from conftest import REPO, detecting_variables, tiny_config
 
 
 def test_height_bands_split_people_between_passes_with_an_overlap():
@@ -184,3 +187,20 @@ def test_crowd_pass_settings_are_checked(tiny_variables):
   assert p.crowd_size is None
   assert predictor.Predictor.from_spec('synthetic@160c224').crowd_size == 224
   assert predictor.Predictor.from_spec('synthetic@c0').crowd_size is None
+
+
+def test_crowd_trigger_counts_each_rule_and_leaves_the_model_as_it_was(tiny_variables):
+  sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+  import crowd_trigger  # pylint: disable=g-import-not-at-top
+  frames = np.random.default_rng(2).integers(0, 256, (3, 100, 150, 3), dtype=np.uint8)
+  # Every slot detects at threshold 0 (detecting_variables): full, with no small people.
+  p = predictor.Predictor(tiny_config(score_thresh=0.0, min_visible_fraction=0.0,
+                                      crowd_size=192, crowd_min_score=0.0,
+                                      crowd_max_height_px=1, crowd_full_share=0.5),
+                          detecting_variables(tiny_variables))
+  got = crowd_trigger.count(p, iter(frames))
+  assert got == dict(frames=3, size_rule=0, full_rule=3, either=3,
+                     most_confident_people=p.config.inference.max_detections)
+  assert (p.config.inference.crowd_full_share, p.config.inference.crowd_min_people) == (0.5, 8)
+  p.config.inference.crowd_max_height_px = 10**6         # now every person is small
+  assert crowd_trigger.count(p, iter(frames[:1]))['size_rule'] == 1

