@@ -95,6 +95,11 @@ def main(argv=None):
   p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--json', default=None, help='merge the results into this file')
   a = p.parse_args(argv[1:])
+  if a.frames < 1:
+    p.error(f'--frames must be at least 1, got {a.frames}')
+  missing = [s for s in a.sources if not os.path.exists(os.path.join(a.shared, s))]
+  if missing:        # before any model loads
+    p.error(f'no such photo folder or video under --shared {a.shared}: {", ".join(missing)}')
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
   out = evaluation.load_json(a.json) if a.json and os.path.exists(a.json) else {}
   out.setdefault('models', {})

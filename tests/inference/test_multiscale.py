@@ -204,3 +204,14 @@ def test_crowd_trigger_counts_each_rule_and_leaves_the_model_as_it_was(tiny_vari
   assert (p.config.inference.crowd_full_share, p.config.inference.crowd_min_people) == (0.5, 8)
   p.config.inference.crowd_max_height_px = 10**6         # now every person is small
   assert crowd_trigger.count(p, iter(frames[:1]))['size_rule'] == 1
+
+
+def test_crowd_trigger_names_a_missing_source_before_loading_a_model(tmp_path, capsys):
+  sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+  import crowd_trigger  # pylint: disable=g-import-not-at-top
+  out = tmp_path / 'r.json'
+  with pytest.raises(SystemExit) as e:
+    crowd_trigger.main(['crowd_trigger.py', '--models', 'no/such/export', '--shared',
+                        str(tmp_path), '--sources', 'videos/none.avi', '--json', str(out)])
+  assert e.value.code == 2 and not out.exists()
+  assert 'videos/none.avi' in capsys.readouterr().err
