@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterator, Optional
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -329,12 +330,26 @@ class TfdsSource:
     self.process = (process_index, process_count)
     self._it: Optional[Iterator] = None
     self._next = -1
+    # data.tfds_stages ((first step, weights), ...): train.stages' own mixes (recipe.py).
+    self.stages = [(0, tuple(dcfg.get('tfds_weights', ()) or ()))] + [
+        (int(start), tuple(w)) for start, w in (dcfg.get('tfds_stages', ()) or ())]
+    self._stage = None
 
   def batch(self, step: int, batch_size: int, seed: int) -> Dict[str, np.ndarray]:
     del batch_size                       # fixed at construction (per-host share)
-    if self._it is None or step != self._next:
-      ds = train_dataset(self.builder, self.dcfg, self.local_batch, seed, start_step=step,
+    stage = max(i for i, (start, _) in enumerate(self.stages) if start <= step)
+    if self._it is None or step != self._next or stage != self._stage:
+      start, weights = self.stages[stage]
+      dcfg = self.dcfg
+      if stage:
+        dcfg = ml_collections.ConfigDict(self.dcfg.to_dict())
+        dcfg.tfds_weights = weights
+      # Each stage's mix is its own stream (its own shuffle seed) from its first step: a
+      # resumed run reads on exactly, and a stage starts without skipping the steps before.
+      ds = train_dataset(self.builder, dcfg, self.local_batch, seed + stage,
+                         start_step=step - start,
                          process_index=self.process[0], process_count=self.process[1])
       self._it = iter(tfds.as_numpy(ds))
+      self._stage = stage
     self._next = step + 1
     return next(self._it)

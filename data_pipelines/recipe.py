@@ -89,6 +89,23 @@ def prepare(data_cfg, workdir: str, log=print) -> Tuple[str, Tuple[float, ...]]:
   return ','.join(dirs), tuple(weights)
 
 
+def stage_weights(data_cfg, tcfg) -> Tuple[Tuple[int, Tuple[float, ...]], ...]:
+  """((first step, the parts' weights in recipe order), ...) of each train.stages entry: a
+  stage's `weights` change the parts it names; the rest keep data.recipe's. Checked by name
+  before any labelling."""
+  from hvisnet_jax.training import optimizer  # pylint: disable=g-import-not-at-top
+  names = list(data_cfg.recipe.keys())
+  out = []
+  for i, (st, start) in enumerate(zip(optimizer.stages(tcfg), optimizer.stage_starts(tcfg)[1:])):
+    unknown = sorted(set(st['weights']) - set(names))
+    if unknown:
+      raise ValueError(f'train.stages[{i}].weights: {unknown} not among data.recipe\'s parts '
+                       f'{names}')
+    out.append((start, tuple(float(st['weights'].get(n, data_cfg.recipe[n].weight))
+                             for n in names)))
+  return tuple(out)
+
+
 def _progress():
   import tqdm  # pylint: disable=g-import-not-at-top
   return tqdm.tqdm

@@ -104,7 +104,11 @@ def train_config() -> ml_collections.ConfigDict:
       decay_at=(8 / 12, 11 / 12), decay_factor=0.1, grad_clip=0.0, seed=0,
       log_every=50, checkpoint_every=1000, keep_checkpoints=3,
       mesh_data=-1,          # devices on the data axis; -1 = all
-      init_from=''))         # an export (folder or built-in name) to start from; '' = none
+      init_from='',          # an export (folder or built-in name) to start from; '' = none
+      # Runs that follow the main one in the same workdir, each its own schedule and data
+      # mix: ({'steps': N, 'lr': LR, 'weights': {recipe part: weight}}, ...)
+      # (optimizer.stages); the export is written after the last.
+      stages=()))
 
 
 def data_config() -> ml_collections.ConfigDict:
@@ -114,7 +118,7 @@ def data_config() -> ml_collections.ConfigDict:
       # synthetic source
       preset='easy', videos=24, frames=40, height=240, width=320,
       # tfds source (data_pipelines/pipeline.py)
-      tfds_dir='', tfds_weights=(), split='train', scales=tuple(range(256, 609, 32)), max_size=1024,
+      tfds_dir='', tfds_weights=(), tfds_stages=(), split='train', scales=tuple(range(256, 609, 32)), max_size=1024,
       pad_size=(608, 1024), flip=True, pair_gap=8, shuffle_buffer=256,
       # Zoom-in crops: with probability zoom_prob a frame is cut to 1/z of its size, z up
       # to zoom_in (1 = off), before the resize; people showing less than zoom_min_visible

@@ -69,6 +69,10 @@ def main(argv):
   storage.check_reachable(_WORKDIR.value, '--workdir')
   from hvisnet_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
   checkpoints.check_workdir(_WORKDIR.value)       # before any data or model is built
+  from hvisnet_jax.training import optimizer  # pylint: disable=g-import-not-at-top
+  if any(st['weights'] for st in optimizer.stages(config.train)) and not config.data.get('recipe'):
+    raise app.UsageError('train.stages[].weights name data.recipe parts, and this config has '
+                         'no data.recipe')
   if config.data.get('recipe'):
     config = _prepare_recipe(config, _WORKDIR.value)
   try:
@@ -91,11 +95,13 @@ def _prepare_recipe(config, workdir):
     raise app.UsageError('data.recipe prepares its data on local disk: give a local --workdir, '
                          'or build the datasets (hvisnet build-dataset) and set data.tfds_dir')
   from hvisnet_jax.data_pipelines import recipe  # pylint: disable=g-import-not-at-top
+  stages = recipe.stage_weights(config.data, config.train)       # names checked first
   tfds_dir, weights = recipe.prepare(config.data, workdir,
                                      log=lambda m: logging.info('%s', m))
   config = config.copy_and_resolve_references()
   with config.unlocked():
-    config.data.update(source='tfds', tfds_dir=tfds_dir, tfds_weights=weights)
+    config.data.update(source='tfds', tfds_dir=tfds_dir, tfds_weights=weights,
+                       tfds_stages=stages)
   return config
 
 

@@ -191,7 +191,8 @@ Evaluator = Tuple[str, int, Callable[[Any], Dict[str, float]]]   # (name, every,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, source: TrainingSource,
                        stop_after: Optional[int] = None,
                        evaluators: Sequence[Evaluator] = ()) -> TrainState:
-  """Trains to config.train.steps (or until `stop_after` more steps) and returns the state.
+  """Trains to config.train.steps and through any config.train.stages (or until
+  `stop_after` more steps) and returns the state.
 
   `source` comes from the caller (hvisnet_jax.main.make_source builds the one the config
   names), so the trainer depends on no data pipeline. Each evaluator (name, every, fn) runs
@@ -231,7 +232,8 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
     logging.info('resumed from step %d in %s', start, workdir)
   writer = writers.make_writer(workdir)
   step_fn = jitted_train_step(config)
-  end = tcfg.steps if stop_after is None else min(tcfg.steps, start + stop_after)
+  last_step = optimizer_lib.total_steps(tcfg)          # train.steps and any train.stages
+  end = last_step if stop_after is None else min(last_step, start + stop_after)
   acc, t0 = [], time.perf_counter()
   eval_predictor = None           # one for the whole run (Predictor.set_variables)
   lo, hi = sharding_lib.local_slice(tcfg.batch_size)
@@ -279,7 +281,7 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
         mngr.close()
         raise preemption.Preempted(step + 1, str(mngr.directory))
       for name, every, fn in evaluators:
-        if every and ((step + 1) % every == 0 or step + 1 == tcfg.steps):
+        if every and ((step + 1) % every == 0 or step + 1 == last_step):
           if eval_predictor is None:
             eval_predictor = _predictor(config, state)
           else:                 # the shapes compiled at the last evaluation are kept
@@ -288,11 +290,11 @@ def _train(config, workdir, source, stop_after, evaluators, notice):
           writer.write_scalars(step + 1, {f'eval/{name}/{k}': v for k, v in scores.items()})
   # orbax saves are collective across processes, and an export is one directory: with
   # several processes, `hvisnet export WORKDIR` writes it after training instead.
-  if int(state.step) >= tcfg.steps and jax.process_count() == 1:
+  if int(state.step) >= last_step and jax.process_count() == 1:
     _predictor(config, state).export(storage.join(workdir, EXPORT_DIR),
                                      train_log=storage.join(workdir, 'metrics.jsonl'),
                                      dtype=tcfg.get('export_dtype', 'float32'))
-  elif int(state.step) >= tcfg.steps:
+  elif int(state.step) >= last_step:
     logging.info('multi-process run: no export written; run `hvisnet export %s --out DIR`',
                  workdir)
   writer.flush()

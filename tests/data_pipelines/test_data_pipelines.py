@@ -408,3 +408,19 @@ def test_build_dataset_cli(tmp_path, synth_dir, capsys):
   assert 'annotations.json: annotations[1]' in err and 'expected 6 segmentations' in err
   with pytest.raises(FileNotFoundError):
     pipeline.find_dataset_dir(str(tmp_path / 'out2'))
+
+
+def test_a_training_stage_draws_from_its_own_mix_and_resumes_inside_it(built):
+  # Two datasets, the second's identities offset past the first's: the ids say which
+  # dataset each pair came from.
+  first = pipeline.num_identities(built['ytvis'], 'train')
+  d = _data_config(','.join([built['ytvis'].data_dir, built['coco'].data_dir]),
+                   tfds_weights=(1.0, 1e-6), tfds_stages=((2, (1e-6, 1.0)),))
+  src = pipeline.TfdsSource(d, global_batch=4, process_index=0, process_count=1)
+  stream = [src.batch(s, 4, 0) for s in range(4)]
+  ids = [b['ids'][b['valid'] & (b['ids'] > 0)] for b in stream]
+  assert all(len(i) for i in ids)
+  assert all((i <= first).all() for i in ids[:2]) and all((i > first).all() for i in ids[2:])
+  again = pipeline.TfdsSource(d, global_batch=4, process_index=0, process_count=1).batch(3, 4, 0)
+  for k in again:
+    np.testing.assert_array_equal(again[k], stream[3][k])

@@ -51,3 +51,18 @@ def test_a_coco_part_is_built_once_in_the_workdir(tmp_path, shared_data):
   stamp = os.path.getmtime(os.path.join(tfds_dir, 'dataset_info.json'))
   assert recipe.prepare(data, str(tmp_path / 'wd'), log=lambda m: None) == (tfds_dir, weights)
   assert os.path.getmtime(os.path.join(tfds_dir, 'dataset_info.json')) == stamp
+
+
+def test_stage_weights_change_the_parts_they_name_and_refuse_unknown_ones(tmp_path):
+  from hvisnet_jax import config_defaults
+  from hvisnet_jax.data_pipelines import recipe
+  data = _data(tmp_path, a=dict(kind='pseudo', sources=('clips',), weight=2.0),
+               b=dict(kind='coco', sources=('c',), weight=1.0))
+  tcfg = config_defaults.train_config()
+  tcfg.update(steps=100, stages=({'steps': 10, 'lr': 1e-4, 'weights': {'b': 4.0}},
+                                 {'steps': 5, 'lr': 1e-5}))
+  assert recipe.stage_weights(data, tcfg) == ((100, (2.0, 4.0)), (110, (2.0, 1.0)))
+  tcfg.stages = ({'steps': 10, 'lr': 1e-4, 'weights': {'ccp': 4.0}},)
+  with pytest.raises(ValueError, match=r"train.stages\[0\].weights: \['ccp'\] not among "
+                                       r"data.recipe's parts \['a', 'b'\]"):
+    recipe.stage_weights(data, tcfg)

@@ -283,3 +283,42 @@ def test_a_failed_checkpoint_save_removes_its_partial_folder_and_names_the_workd
     train.train_and_evaluate(_config(steps=1, checkpoint_every=1), str(wd), source=source)
   assert not (wd / 'checkpoints').exists() or not os.listdir(wd / 'checkpoints')
   assert not (wd / 'config.json').exists()
+
+
+def test_stages_follow_the_main_run_with_their_own_schedule_and_resume_into_them(tmp_path,
+                                                                                 source):
+  from hvisnet_jax.training import optimizer
+  cfg = _config(steps=4, lr=1e-3, warmup_steps=1, decay_at=(0.5,),
+                stages=({'steps': 4, 'lr': 1e-5},))
+  sched = optimizer.learning_rate_schedule(cfg.train)
+  assert optimizer.total_steps(cfg.train) == 8 and optimizer.stage_starts(cfg.train) == [0, 4]
+  np.testing.assert_allclose([float(sched(s)) for s in (1, 2, 5, 7)],
+                             [1e-3, 1e-4, 1e-5, 1e-6], rtol=1e-5)
+  straight = train.train_and_evaluate(cfg, str(tmp_path / 'a'), source=source)
+  assert int(straight.step) == 8 and (tmp_path / 'a' / 'export' / 'config.json').is_file()
+  # Stopped in the main run, before its end: no export yet; resumed, it runs the stage.
+  train.train_and_evaluate(cfg, str(tmp_path / 'b'), source=source, stop_after=4)
+  assert not (tmp_path / 'b' / 'export').exists()
+  resumed = train.train_and_evaluate(cfg, str(tmp_path / 'b'), source=source)
+  for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  # A run that ended is continued by a stage added to its config.
+  main_only = train.train_and_evaluate(_config(steps=4, lr=1e-3, warmup_steps=1,
+                                               decay_at=(0.5,)), str(tmp_path / 'c'),
+                                       source=source)
+  assert int(main_only.step) == 4
+  again = train.train_and_evaluate(cfg, str(tmp_path / 'c'), source=source)
+  for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(again)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize('stage, says', [
+    ({'steps': 0, 'lr': 1e-3}, r'train.stages\[0\].steps must be a whole number >= 1'),
+    ({'steps': 2, 'lr': -1.0}, r'train.stages\[0\].lr must be a number > 0'),
+    ({'steps': 2, 'lr': 1e-3, 'weights': {'ccp': 0.0}}, r'train.stages\[0\].weights: every '),
+    ({'steps': 2, 'lr': 1e-3, 'lrr': 1}, r"train.stages\[0\]: unknown field\(s\) \['lrr'\]"),
+])
+def test_a_bad_stage_is_named(stage, says):
+  from hvisnet_jax.training import optimizer
+  with pytest.raises(ValueError, match=says):
+    optimizer.total_steps(_config(steps=4, stages=(stage,)).train)
