@@ -15,7 +15,9 @@ settings:
 - photos: crowd_shtech_b and crowd_mall (the measured sets) and their training parts;
 - clips: the first --frames frames of vtest.avi and of real clips (ordinary footage, a
   close crowd, a top-down plaza).
-The counts use the predictor's own rule, switched one part at a time.
+The counts use the predictor's own rule, switched one part at a time; --max-heights also
+counts the size rule at other heights (a model that boxes people at other heights needs
+its own crowd_max_height_px).
 """
 from __future__ import annotations
 
@@ -61,16 +63,21 @@ def frames_of(root: str, source: str, max_frames: int):
   cap.release()
 
 
-def count(pred, frames) -> dict:
-  """Frames each rule picks (size, full, either) and the most people a first pass kept."""
+def count(pred, frames, heights=()) -> dict:
+  """Frames each rule picks (size, full, either) and the most people a first pass kept;
+  with `heights`, also the size rule's frames at each of those crowd_max_height_px
+  (size_rule_at: what a threshold of the model's own would pick)."""
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
   icfg = pred.config.inference
   rules = {'size_rule': dict(crowd_full_share=0.0),
            'full_rule': dict(crowd_min_people=10**9),
            'either': {}}
+  rules.update({f'size_rule_at_{h:g}': dict(crowd_full_share=0.0, crowd_max_height_px=h)
+                for h in heights})
   icfg.crowd_full_share = icfg.get('crowd_full_share', predictor_lib.CROWD_FULL_SHARE)
   icfg.crowd_min_people = icfg.get('crowd_min_people', 8)
-  own = {k: icfg[k] for k in ('crowd_full_share', 'crowd_min_people')}
+  icfg.crowd_max_height_px = icfg.get('crowd_max_height_px', 40)
+  own = {k: icfg[k] for k in ('crowd_full_share', 'crowd_min_people', 'crowd_max_height_px')}
   n, picked, most = 0, dict.fromkeys(rules, 0), 0
   for rgb in frames:
     out = pred.readback(pred.dispatch(rgb[None]))     # the first pass: no blend, no paste
@@ -81,7 +88,8 @@ def count(pred, frames) -> dict:
       icfg.update(change)
       picked[name] += int(pred.crowd_frames_of(out, rgb.shape[:2])[0])
     icfg.update(own)
-  return dict(frames=n, **picked, most_confident_people=most)
+  at = {k.rpartition('_')[2]: picked.pop(k) for k in list(picked) if k.startswith('size_rule_at_')}
+  return dict(frames=n, **picked, most_confident_people=most, **({'size_rule_at': at} if at else {}))
 
 
 def main(argv=None):
@@ -92,11 +100,16 @@ def main(argv=None):
   p.add_argument('--sources', nargs='+', default=list(PHOTOS + CLIPS),
                  help='photo folders or videos under --shared')
   p.add_argument('--frames', type=int, default=120, help='frames read from each video')
+  p.add_argument('--max-heights', type=float, nargs='*', default=(),
+                 help="also count the size rule's frames at these crowd_max_height_px "
+                      '(input pixels), e.g. 32 36 40 44')
   p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--json', default=None, help='merge the results into this file')
   a = p.parse_args(argv[1:])
   if a.frames < 1:
     p.error(f'--frames must be at least 1, got {a.frames}')
+  if any(not h > 0 for h in a.max_heights):
+    p.error(f'--max-heights must be input pixels > 0, got {a.max_heights}')
   missing = [s for s in a.sources if not os.path.exists(os.path.join(a.shared, s))]
   if missing:        # before any model loads
     p.error(f'no such photo folder or video under --shared {a.shared}: {", ".join(missing)}')
@@ -113,7 +126,8 @@ def main(argv=None):
                                       'min_size')}
     res = out['models'].setdefault(spec, {})
     for source in a.sources:
-      res[source] = dict(count(pred, frames_of(a.shared, source, a.frames)), rule=rule,
+      res[source] = dict(count(pred, frames_of(a.shared, source, a.frames), a.max_heights),
+                         rule=rule,
                          provenance=provenance.record(argv))
       print(spec, source, {k: v for k, v in res[source].items()
                            if k not in ('provenance', 'rule')}, flush=True)

@@ -202,6 +202,9 @@ def test_crowd_trigger_counts_each_rule_and_leaves_the_model_as_it_was(tiny_vari
   assert got == dict(frames=3, size_rule=0, full_rule=3, either=3,
                      most_confident_people=p.config.inference.max_detections)
   assert (p.config.inference.crowd_full_share, p.config.inference.crowd_min_people) == (0.5, 8)
+  at = crowd_trigger.count(p, iter(frames[:1]), heights=(1, 10**6))
+  assert at['size_rule'] == 0 and at['size_rule_at'] == {'1': 0, '1e+06': 1}
+  assert p.config.inference.crowd_max_height_px == 1
   p.config.inference.crowd_max_height_px = 10**6         # now every person is small
   assert crowd_trigger.count(p, iter(frames[:1]))['size_rule'] == 1
 
