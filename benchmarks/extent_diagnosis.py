@@ -82,12 +82,14 @@ def diagnose(shared, pred):
 def main(argv=None):
   argv = sys.argv if argv is None else argv
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  p.add_argument('--model', default='real')
+  p.add_argument('--model', default='real',
+                 help="as in people_benchmark.py: 'real', an export folder, 'real@256' (the "
+                      'short side it runs at)')
   p.add_argument('--shared', default=shared_data.SHARED)
   p.add_argument('--json', default=None, help='merge the result into this file, by model')
   a = p.parse_args(argv[1:])
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-  res = diagnose(a.shared, predictor_lib.Predictor.from_export(a.model))
+  res = diagnose(a.shared, predictor_lib.Predictor.from_spec(a.model))
   print(json.dumps(res, indent=1))
   if a.json:
     out = evaluation.load_json(a.json) if os.path.exists(a.json) else {}
