@@ -31,9 +31,12 @@ def test_bad_parts_are_refused_by_name(tmp_path):
 
 def test_the_real_recipe_names_only_what_exists_and_keeps_held_out_footage_out(shared_data):
   from hvisnet_jax.data_pipelines import recipe
-  data = hvisnet_real.get_config().data
+  cfg = hvisnet_real.get_config()
+  data = cfg.data
   data.root = shared_data
   recipe.check(data)
+  stages = recipe.stage_weights(data, cfg.train)       # its stages name its own parts
+  assert [start for start, _ in stages] == [cfg.train.steps, cfg.train.steps + 500]
   clips = recipe._part_sources(shared_data, 'clips', data.recipe.clips)  # pylint: disable=protected-access
   held = {os.path.join(shared_data, h) for h in hvisnet_real.HELD_OUT}
   assert clips and not held & set(clips)
