@@ -71,8 +71,8 @@ def main(argv):
   checkpoints.check_workdir(_WORKDIR.value)       # before any data or model is built
   from hvisnet_jax.training import optimizer  # pylint: disable=g-import-not-at-top
   if any(st['weights'] for st in optimizer.stages(config.train)) and not config.data.get('recipe'):
-    raise app.UsageError('train.stages[].weights name data.recipe parts, and this config has '
-                         'no data.recipe')
+    raise ValueError('train.stages[].weights name data.recipe parts, and this config has no '
+                     'data.recipe (set data.tfds_weights for its datasets instead)')
   if config.data.get('recipe'):
     config = _prepare_recipe(config, _WORKDIR.value)
   try:

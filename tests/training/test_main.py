@@ -41,3 +41,19 @@ def test_train_help_lists_every_flag_in_the_dashed_style_and_bad_values_are_one_
   err = capsys.readouterr().err
   assert err.strip() == ('hvisnet train: error: --config.train.lr=abc: expected a number '
                          '(the config has 0.002)')
+
+
+def test_a_bad_stage_is_one_line_before_the_workdir_is_made(tmp_path):
+  wd = tmp_path / 'wd'
+  for stage, says in (("({'steps': 0, 'lr': 1e-4},)", 'train.stages[0].steps must be'),
+                      ("({'steps': 1, 'lr': 1e-4, 'weights': {'ccp': 2.0}},)",
+                       'this config has no data.recipe')):
+    r = subprocess.run([sys.executable, '-m', 'hvisnet_jax.cli', 'train', '--config',
+                        'configs/hvisnet_tiny.py', '--workdir', str(wd),
+                        f'--config.train.stages={stage}'],
+                       cwd=REPO, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, JAX_PLATFORMS='cpu'))
+    err = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode == 2 and len(err) == 1, r.stderr[-2000:]
+    assert err[0].startswith('hvisnet train: error: ') and says in err[0]
+    assert not wd.exists()
