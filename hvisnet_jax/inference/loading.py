@@ -91,6 +91,35 @@ def load_export(directory: str = None):
   return predictor_lib.Predictor(config, variables)
 
 
+def average_exports(first: str, second: str, weight: float):
+  """A Predictor with the first export's config and (1 - weight) * first + weight * second
+  of every weight (batch statistics too), in float32. Averaging a model with its own
+  fine-tuning keeps most of what each does well (Wortsman et al., WiSE-FT, CVPR 2022);
+  the two must share the model config, which is checked by name."""
+  a, b = load_export(first), load_export(second)
+  if a.config.model.to_json(sort_keys=True) != b.config.model.to_json(sort_keys=True):
+    fa, fb = _flat(a.config.model.to_dict()), _flat(b.config.model.to_dict())
+    diff = sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+    raise ValueError(f'{second}: another model config than {first} (model.{diff[0]}: '
+                     f'{fb.get(diff[0])!r} against {fa.get(diff[0])!r}); only exports of one '
+                     'architecture can be averaged')
+  va, vb = jax.device_get(a.variables), jax.device_get(b.variables)
+  mean = jax.tree.map(lambda x, y: ((1.0 - weight) * np.asarray(x, np.float32) +
+                                    weight * np.asarray(y, np.float32)), va, vb)
+  a.set_variables(mean)
+  return a
+
+
+def _flat(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
 def load_spec(spec: str):
   """The benchmarks' model spec 'NAME_OR_DIR[@[SIZE[+SIZE...]][xN][cCROWD]]'
   ('real@352+800x300', 'real@c0'): an export (from_export) run at those input sizes,

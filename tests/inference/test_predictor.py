@@ -347,3 +347,35 @@ def test_export_replaces_only_an_earlier_export_and_never_deletes_other_files(
   os.umask(umask)
   assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask      # as mkdir makes it, not 0700
   predictor.Predictor.from_export(str(out))
+
+
+def test_hvisnet_average_writes_the_weighted_mean_of_two_exports_of_one_architecture(
+    tmp_path, tiny_variables, capsys):
+  import jax  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax import cli  # pylint: disable=g-import-not-at-top
+  from hvisnet_jax.model import hvisnet as model_lib  # pylint: disable=g-import-not-at-top
+  a, b = tmp_path / 'a', tmp_path / 'b'
+  predictor.Predictor(tiny_config(), tiny_variables).export(str(a))
+  shifted = jax.tree.map(lambda x: np.asarray(x) + 1.0, tiny_variables)
+  predictor.Predictor(tiny_config(score_thresh=0.3), shifted).export(str(b))
+  out = tmp_path / 'mean'
+  assert cli.main(['average', str(a), str(b), '--weight', '0.25', '--out', str(out)]) == 0
+  mean = predictor.Predictor.from_export(str(out))
+  for x, y in zip(jax.tree.leaves(jax.device_get(mean.variables)),
+                  jax.tree.leaves(tiny_variables)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y) + 0.25, atol=1e-6)
+  assert mean.config.inference.score_thresh == tiny_config().inference.score_thresh  # the first's
+  # Refused by name: a weight outside [0, 1], an input as --out, another architecture.
+  assert cli.main(['average', str(a), str(b), '--weight', '1.5', '--out', str(out)]) == 2
+  assert '--weight must be in [0, 1]' in capsys.readouterr().err
+  assert cli.main(['average', str(a), str(b), '--weight', '0.5', '--out', str(b)]) == 2
+  assert 'is the input' in capsys.readouterr().err
+  other = tiny_config()
+  other.model.fpn_channels = other.model.fpn_channels * 2
+  c = tmp_path / 'c'
+  predictor.Predictor(other, model_lib.init_variables(other.model, jax.random.PRNGKey(0))
+                      ).export(str(c))
+  assert cli.main(['average', str(a), str(c), '--weight', '0.5', '--out', str(tmp_path / 'x')]) == 2
+  err = capsys.readouterr().err
+  assert 'another model config than' in err and 'fpn_channels' in err
+  assert not (tmp_path / 'x').exists()

@@ -1,4 +1,5 @@
-"""`hvisnet export` and `hvisnet convert-torch`: weights into the export layout."""
+"""`hvisnet export`, `hvisnet average` and `hvisnet convert-torch`: weights into the export
+layout."""
 from __future__ import annotations
 
 import os
@@ -18,6 +19,20 @@ def add_parsers(sub) -> None:
                   help='storage dtype of the exported variables (bfloat16: half the size)')
   x2.set_defaults(func=run_export)
 
+  a = sub.add_parser('average', help='two exports of one architecture -> an export of their '
+                     'weighted mean weights (a model and its fine-tuning: WiSE-FT)')
+  a.add_argument('first', help="an export folder or a built-in model's name ('real'); its "
+                 'config (inference, tracker) is the output\'s')
+  a.add_argument('second', help='an export of the same model config (e.g. a fine-tuning of '
+                 'the first)')
+  a.add_argument('--weight', type=float, required=True,
+                 help="the second's share of each weight, in [0, 1] (0.5: the midpoint)")
+  a.add_argument('--out', required=True, help='the export folder: new, empty or an earlier '
+                 'export (replaced whole); not either input')
+  a.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
+                 help='storage dtype of the exported variables (bfloat16: half the size)')
+  a.set_defaults(func=run_average)
+
   c = sub.add_parser('convert-torch', help='import a PyTorch DLA-34 state_dict as Flax params')
   c.add_argument('state_dict', help='.pth/.pt (needs torch) or .npz state_dict, ucbdrive/timm '
                  'dla34 naming')
@@ -36,6 +51,22 @@ def run_export(args) -> int:
   from hvisnet_jax import storage  # pylint: disable=g-import-not-at-top
   print(f'exported step {step} of {args.workdir} to {storage.location(args.out)}; use it with '
         f'hvisnet track VIDEO --checkpoint {args.out}')
+  return 0
+
+
+def run_average(args) -> int:
+  from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
+  if not 0.0 <= args.weight <= 1.0:
+    raise ValueError(f'--weight must be in [0, 1] (the second export\'s share), got '
+                     f'{args.weight}')
+  out = os.path.realpath(args.out)
+  for name in (args.first, args.second):
+    if out == os.path.realpath(loading.model_dir(name)):
+      raise ValueError(f'--out {args.out}: is the input {name}; choose another --out')
+  averaged = loading.average_exports(args.first, args.second, args.weight)
+  averaged.export(args.out, dtype=args.dtype)
+  print(f'wrote the mean of {args.first} ({1 - args.weight:g}) and {args.second} '
+        f'({args.weight:g}) to {args.out}')
   return 0
 
 
