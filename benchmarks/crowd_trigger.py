@@ -27,10 +27,9 @@ import os
 import sys
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
+from hvisnet_jax import provenance  # pylint: disable=wrong-import-position
 import shared_data  # pylint: disable=wrong-import-position
 
 PHOTOS = ('real/crowd_shtech_b/images', 'real/crowd_shtech_b_train/images',
@@ -100,7 +99,7 @@ def main(argv=None):
   p.add_argument('--sources', nargs='+', default=list(PHOTOS + CLIPS),
                  help='photo folders or videos under --shared')
   p.add_argument('--frames', type=int, default=120, help='frames read from each video')
-  p.add_argument('--max-heights', type=float, nargs='*', default=(),
+  p.add_argument('--max-heights', type=int, nargs='*', default=(),
                  help="also count the size rule's frames at these crowd_max_height_px "
                       '(input pixels), e.g. 32 36 40 44')
   p.add_argument('--shared', default=shared_data.SHARED)
@@ -114,8 +113,7 @@ def main(argv=None):
   if missing:        # before any model loads
     p.error(f'no such photo folder or video under --shared {a.shared}: {", ".join(missing)}')
   from hvisnet_jax.inference import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-  out = evaluation.load_json(a.json) if a.json and os.path.exists(a.json) else {}
-  out.setdefault('models', {})
+  out = provenance.load_rows(a.json)
   for spec in a.models:
     pred = predictor_lib.Predictor.from_spec(spec)
     if not pred.crowd_size:
@@ -131,9 +129,7 @@ def main(argv=None):
                          provenance=provenance.record(argv))
       print(spec, source, {k: v for k, v in res[source].items()
                            if k not in ('provenance', 'rule')}, flush=True)
-      if a.json:
-        out.update(provenance.record(argv))
-        atomic.write_json(a.json, out, indent=1)
+      provenance.save_rows(a.json, out, argv)
   return 0
 
 

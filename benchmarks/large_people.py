@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import people_benchmark  # pylint: disable=wrong-import-position
 import shared_data  # pylint: disable=wrong-import-position
-from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
+from hvisnet_jax import evaluation, provenance  # pylint: disable=wrong-import-position
 
 MISSED_BELOW = 0.3
 TILE = 240
@@ -138,8 +138,7 @@ def main(argv=None):
   ann = os.path.join(a.shared, people_benchmark.REAL, 'coco_mini/annotations/instances_val2017.json')
   if not os.path.isfile(ann):
     p.error(f'{ann}: not found (--shared {a.shared})')
-  out = evaluation.load_json(a.json) if a.json and os.path.exists(a.json) else {}
-  out.setdefault('models', {})
+  out = provenance.load_rows(a.json)
   for i, spec in enumerate(a.models):
     sheet = a.sheet
     if sheet and len(a.models) > 1:
@@ -147,9 +146,7 @@ def main(argv=None):
     res = run(a.shared, spec, a.min_score, sheet)
     out['models'][spec] = dict(res, provenance=provenance.record(argv))
     print(spec, {k: v for k, v in res.items() if k != 'people_rows'}, flush=True)
-    if a.json:
-      out.update(provenance.record(argv))
-      atomic.write_json(a.json, out, indent=1)
+    provenance.save_rows(a.json, out, argv)
   return 0
 
 

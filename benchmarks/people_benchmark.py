@@ -37,7 +37,7 @@ from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hvisnet_jax import atomic, evaluation, provenance  # pylint: disable=wrong-import-position
+from hvisnet_jax import evaluation, provenance  # pylint: disable=wrong-import-position
 import shared_data  # pylint: disable=wrong-import-position
 
 REAL = 'real'
@@ -238,8 +238,7 @@ def main(argv=None):
   p.add_argument('--min-score', type=float, default=0.25)
   p.add_argument('--json', default=None, help='merge the results into this file')
   a = p.parse_args(argv[1:])
-  out = evaluation.load_json(a.json) if a.json and os.path.exists(a.json) else {}
-  out.setdefault('models', {})
+  out = provenance.load_rows(a.json)
   for spec in a.models:
     seg = make_segmenter(spec)
     res = out['models'].setdefault(spec, {})
@@ -249,9 +248,7 @@ def main(argv=None):
       res[s].update(min_score=a.min_score, provenance=provenance.record(argv))
       print(spec, s, json.dumps({k: v for k, v in res[s].items() if k != 'provenance'}),
             flush=True)
-      if a.json:
-        out.update(provenance.record(argv))
-        atomic.write_json(a.json, out, indent=1)
+      provenance.save_rows(a.json, out, argv)
   return 0
 
 

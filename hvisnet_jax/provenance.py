@@ -111,3 +111,22 @@ def stamp(result: dict, argv: Optional[Sequence[str]] = None) -> dict:
   if isinstance(result.get('machine'), str):
     out['machine'] = dict(prov['machine'], note=result['machine'])
   return out
+
+
+def load_rows(path: Optional[str]) -> dict:
+  """A result file that several runs add rows to ({'models': {...}, provenance}), or a new
+  one: the benchmarks that compare models one invocation at a time merge into it."""
+  out = {}
+  if path and os.path.exists(path):
+    from hvisnet_jax import evaluation  # pylint: disable=g-import-not-at-top
+    out = evaluation.load_json(path)
+  out.setdefault('models', {})
+  return out
+
+
+def save_rows(path: Optional[str], out: dict, argv: Optional[Sequence[str]] = None) -> None:
+  """Writes `out` (load_rows) whole, stamped with this run's provenance; no path: nothing."""
+  if path:
+    from hvisnet_jax import atomic  # pylint: disable=g-import-not-at-top
+    out.update(record(argv))
+    atomic.write_json(path, out, indent=1)

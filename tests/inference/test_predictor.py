@@ -366,8 +366,11 @@ def test_hvisnet_average_writes_the_weighted_mean_of_two_exports_of_one_architec
     np.testing.assert_allclose(np.asarray(x), np.asarray(y) + 0.25, atol=1e-6)
   assert mean.config.inference.score_thresh == tiny_config().inference.score_thresh  # the first's
   # Refused by name: a weight outside [0, 1], an input as --out, another architecture.
-  assert cli.main(['average', str(a), str(b), '--weight', '1.5', '--out', str(out)]) == 2
-  assert '--weight must be in [0, 1]' in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:           # argparse refuses it, naming the option
+    cli.main(['average', str(a), str(b), '--weight', '1.5', '--out', str(out)])
+  err = capsys.readouterr().err
+  assert e.value.code == 2
+  assert 'argument --weight: expected a number from 0 to 1, got 1.5' in err
   assert cli.main(['average', str(a), str(b), '--weight', '0.5', '--out', str(b)]) == 2
   assert 'is the input' in capsys.readouterr().err
   other = tiny_config()

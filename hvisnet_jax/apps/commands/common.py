@@ -115,6 +115,20 @@ def number(above: float):
   return parse
 
 
+def share(text: str) -> float:
+  """argparse type: a number from 0 to 1 (a share)."""
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected {share.range}, got {text!r}') from None
+  if not 0.0 <= value <= 1.0:
+    raise argparse.ArgumentTypeError(f'expected {share.range}, got {text}')
+  return value
+
+
+share.range = 'a number from 0 to 1'
+
+
 natural_int = whole(0)          # counts that may be 0 (0 often means "none" or "all")
 positive_int = whole(1)
 any_int = whole()

@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
                  'config (inference, tracker) is the output\'s')
   a.add_argument('second', help='an export of the same model config (e.g. a fine-tuning of '
                  'the first)')
-  a.add_argument('--weight', type=float, required=True,
+  a.add_argument('--weight', type=common.share, required=True,
                  help="the second's share of each weight, in [0, 1] (0.5: the midpoint)")
   a.add_argument('--out', required=True, help='the export folder: new, empty or an earlier '
                  'export (replaced whole); not either input')
@@ -56,9 +56,6 @@ def run_export(args) -> int:
 
 def run_average(args) -> int:
   from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
-  if not 0.0 <= args.weight <= 1.0:
-    raise ValueError(f'--weight must be in [0, 1] (the second export\'s share), got '
-                     f'{args.weight}')
   out = os.path.realpath(args.out)
   for name in (args.first, args.second):
     if out == os.path.realpath(loading.model_dir(name)):
