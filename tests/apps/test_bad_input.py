@@ -256,7 +256,13 @@ def test_workdir_lock_names_the_holder_and_a_dead_holder_is_taken_over(tmp_path)
   assert not os.path.exists(os.path.join(wd, '.lock'))      # removed by its holder at the end
 
 
-def test_sigterm_cleans_up_like_ctrl_c(tmp_path, folder):
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path, frames):
+  # Long enough to be still running when the signal comes (8 frames took about a second
+  # after the output folder appeared, and a run could finish first).
+  folder = tmp_path / 'long'
+  folder.mkdir()
+  for t in range(400):
+    cv2.imwrite(str(folder / f'{t:05d}.jpg'), frames[t % len(frames)][..., ::-1])
   out = tmp_path / 'out'
   proc = subprocess.Popen([sys.executable, '-m', 'hvisnet_jax.cli', 'track', str(folder),
                            '--out', str(out), '--model', 'synthetic', '--save-video'],
