@@ -47,8 +47,8 @@ _MODEL_COMMANDS = ('track', 'demo', 'extract-person', 'train')
 
 # The options that may name an object store (gs://...), per command; `hvisnet train
 # --workdir` is checked in hvisnet_jax/main.py.
-_REMOTE_OPTIONS = {'export': ('workdir', 'out'), 'build-dataset': ('out',),
-                   'pseudo-label': ('out',)}
+_REMOTE_OPTIONS = {'export': ('workdir', 'out'), 'average': ('first', 'second', 'out'),
+                   'build-dataset': ('out',), 'pseudo-label': ('out',)}
 _REMOTE_MODEL_OPTIONS = ('model', 'checkpoint')
 
 
@@ -60,7 +60,9 @@ def _check_locations(args) -> None:
   for name, value in sorted(vars(args).items()):
     if not isinstance(value, str) or not storage.is_remote(value):
       continue
-    option = name if name == 'workdir' and args.command == 'export' else '--' + name.replace('_', '-')
+    option = (name if (args.command, name) in (('export', 'workdir'), ('average', 'first'),
+                                               ('average', 'second'))
+              else '--' + name.replace('_', '-'))
     if name not in allowed:
       raise ValueError(f'{option} {value}: hvisnet {args.command} writes and reads this '
                        'locally; give a local path (and copy to the bucket afterwards, e.g. '

@@ -140,6 +140,14 @@ def test_export_to_the_bucket_and_track_from_it(bucket_run, clip, tmp_path):
                         '--quiet'], env, cwd)
     assert rc == 0, err[-3000:]
     assert (out_dir / 'tracks.txt').is_file() and (out_dir / 'results.json').is_file()
+  # Two exports in the bucket averaged into a third there (hvisnet average).
+  rc, out, err = run(['average', workdir + '-exported', workdir + '/export', '--weight', '0.5',
+                      '--out', workdir + '-mean'], env, cwd)
+  assert rc == 0, err[-3000:]
+  assert 'config.json' in gcs_objects(workdir + '-mean')
+  rc, out, err = run(['average', workdir + '-exported', workdir + '/export', '--weight', '0.5',
+                      '--out', workdir + '-exported'], env, cwd)
+  assert rc == 2 and 'is the input' in err
   assert os.listdir(cwd) == []
 
 

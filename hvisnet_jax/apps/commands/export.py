@@ -56,9 +56,11 @@ def run_export(args) -> int:
 
 def run_average(args) -> int:
   from hvisnet_jax.inference import loading  # pylint: disable=g-import-not-at-top
-  out = os.path.realpath(args.out)
+  from hvisnet_jax import storage  # pylint: disable=g-import-not-at-top
+  def where(path):                  # a bucket's path as written, a local one resolved
+    return path.rstrip('/') if storage.is_remote(path) else os.path.realpath(path)
   for name in (args.first, args.second):
-    if out == os.path.realpath(loading.model_dir(name)):
+    if where(args.out) == where(loading.model_dir(name)):
       raise ValueError(f'--out {args.out}: is the input {name}; choose another --out')
   averaged = loading.average_exports(args.first, args.second, args.weight)
   averaged.export(args.out, dtype=args.dtype)
